@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The set of loop devices and `/dev/loop-control`.
+//!
+//! C version: [`drivers/block/loop.c`](srctree/drivers/block/loop.c) (`loop_add`,
+//! `loop_remove`, `loop_probe`, `loop_control_*`).
+
+use crate::{
+    blk::{
+        DiskParams,
+        GenDisk,
+        TagSet, //
+    },
+    device::{
+        LoopDevice,
+        State, //
+    },
+    loop_uapi::*,
+    misc::MiscOps,
+    sys,
+};
+use kernel::{
+    pr_warn_once,
+    prelude::*,
+    sync::{
+        global_lock,
+        Arc, //
+    },
+};
+
+/// Module-wide settings fixed at load time.
+#[derive(Clone, Copy)]
+pub(crate) struct Params {
+    /// Devices pre-created at load, and the limit for devices created by opening a node.
+    pub(crate) max_loop: u32,
+    /// Minors per device are `1 << part_shift`.
+    pub(crate) part_shift: u32,
+    /// Tags per device.
+    pub(crate) hw_queue_depth: u32,
+}
+
+/// One index of the registry (an `idr` entry in C).
+struct Slot {
+    number: u32,
+    /// `None` while the device is being created.
+    entry: Option<Arc<Entry>>,
+    /// Hidden entries are being created or removed (`idr_visible` in C).
+    visible: bool,
+}
+
+/// A live device and its disk.
+struct Entry {
+    dev: Arc<LoopDevice>,
+    disk: GenDisk<LoopDevice>,
+}
+
+/// The registry: slots sorted by index.
+struct Registry {
+    params: Params,
+    slots: KVec<Slot>,
+}
+
+impl Registry {
+    fn find(&self, number: u32) -> Result<usize, usize> {
+        self.slots.binary_search_by_key(&number, |s| s.number)
+    }
+}
+
+global_lock! {
+    // SAFETY: `init` runs in module init before any other use.
+    unsafe(uninit) static LOOP_CTL: Mutex<Registry> = Registry {
+        params: Params { max_loop: 0, part_shift: 0, hw_queue_depth: 1 },
+        slots: KVec::new(),
+    };
+}
+
+/// Sets up the registry; called once from module init.
+pub(crate) fn init(params: Params) {
+    // SAFETY: Called once, before any other use of `LOOP_CTL`.
+    unsafe { LOOP_CTL.init() };
+    LOOP_CTL.lock().params = params;
+}
+
+/// Creates device `index`, or the lowest free index if `None` (`loop_add`).
+pub(crate) fn add(index: Option<u32>) -> Result<u32> {
+    let (number, params) = {
+        let mut reg = LOOP_CTL.lock();
+        let params = reg.params;
+        let (number, pos) = match index {
+            Some(n) => match reg.find(n) {
+                Ok(_) => return Err(EEXIST),
+                Err(pos) => (n, pos),
+            },
+            None => {
+                // The lowest index not in use: the first gap in the sorted slots.
+                let mut next = 0u32;
+                for s in reg.slots.iter() {
+                    if s.number != next {
+                        break;
+                    }
+                    next = next.checked_add(1).ok_or(ENOSPC)?;
+                }
+                (next, next as usize)
+            }
+        };
+        if number >= 1 << (sys::MINORBITS - params.part_shift) {
+            return Err(if index.is_some() { EEXIST } else { ENOSPC });
+        }
+        reg.slots.insert_within_capacity(pos, Slot { number, entry: None, visible: false })
+            .or_else(|_| {
+                reg.slots.reserve(1, GFP_KERNEL)?;
+                reg.slots
+                    .insert_within_capacity(pos, Slot { number, entry: None, visible: false })
+                    .map_err(|_| ENOMEM)
+            })?;
+        (number, params)
+    };
+
+    let created = create(number, params);
+    let mut reg = LOOP_CTL.lock();
+    let pos = reg.find(number).map_err(|_| EINVAL)?;
+    match created {
+        Ok(entry) => {
+            let slot = &mut reg.slots[pos];
+            slot.entry = Some(entry);
+            slot.visible = true;
+            Ok(number)
+        }
+        Err(e) => {
+            reg.slots.remove(pos)?;
+            Err(e)
+        }
+    }
+}
+
+fn create(number: u32, params: Params) -> Result<Arc<Entry>> {
+    let dev = Arc::pin_init(LoopDevice::new(number), GFP_KERNEL)?;
+    let disk = GenDisk::new(
+        TagSet::new(
+            params.hw_queue_depth,
+            sys::BLK_MQ_F_STACKING | sys::BLK_MQ_F_NO_SCHED_BY_DEFAULT,
+        ),
+        DiskParams {
+            major: sys::LOOP_MAJOR,
+            first_minor: number << params.part_shift,
+            minors: 1 << params.part_shift,
+            name: fmt!("loop{number}"),
+            // The historic block max_sectors cap, as in C.
+            max_hw_sectors: 2560,
+            suppress_part_scan: params.part_shift == 0,
+        },
+        dev.clone(),
+    )?;
+    Ok(Arc::new(Entry { dev, disk }, GFP_KERNEL)?)
+}
+
+/// Removes an unbound, closed device (`loop_control_remove`).
+fn remove(index: u32) -> Result {
+    // Hide the device so that concurrent removals and GET_FREE skip it.
+    let entry = {
+        let mut reg = LOOP_CTL.lock();
+        let pos = reg.find(index).map_err(|_| ENODEV)?;
+        let slot = &mut reg.slots[pos];
+        match (&slot.entry, slot.visible) {
+            (Some(entry), true) => {
+                slot.visible = false;
+                entry.clone()
+            }
+            _ => return Err(ENODEV),
+        }
+    };
+    // Check whether it can go, without the registry lock: as in C, `loop_ctl_mutex` is never
+    // held while taking `lo_mutex`.
+    let check = entry.dev.start_removal(entry.disk.as_ref());
+    let mut reg = LOOP_CTL.lock();
+    let pos = reg.find(index).map_err(|_| ENODEV)?;
+    if let Err(e) = check {
+        reg.slots[pos].visible = true;
+        return Err(e);
+    }
+    let slot = reg.slots.remove(pos)?;
+    drop(reg);
+    // The disk is deleted when the last `Arc<Entry>` goes, here, outside the registry lock.
+    drop(slot);
+    drop(entry);
+    Ok(())
+}
+
+/// The first unbound device, or a new one (`loop_control_get_free`).
+fn get_free() -> Result<u32> {
+    {
+        let reg = LOOP_CTL.lock();
+        for slot in reg.slots.iter() {
+            if let (true, Some(entry)) = (slot.visible, &slot.entry) {
+                // Racy like C: losing the race creates a new device, which is harmless.
+                if entry.dev.state() == State::Unbound {
+                    return Ok(entry.dev.number());
+                }
+            }
+        }
+    }
+    add(None)
+}
+
+/// Removes every device; called at module exit after the major and the control device are
+/// gone, so nothing adds devices concurrently.
+pub(crate) fn remove_all() {
+    loop {
+        let slot = {
+            let mut reg = LOOP_CTL.lock();
+            match reg.slots.pop() {
+                Some(slot) => slot,
+                None => break,
+            }
+        };
+        drop(slot);
+    }
+}
+
+/// Called when a node `7:minor` without a device is opened (`loop_probe`).
+///
+/// # Safety
+///
+/// Called by the block core from process context.
+pub(crate) unsafe extern "C" fn probe(dev: kernel::bindings::dev_t) {
+    let (max_loop, part_shift) = {
+        let reg = LOOP_CTL.lock();
+        (reg.params.max_loop, reg.params.part_shift)
+    };
+    let index = sys::minor(dev) >> part_shift;
+    if max_loop != 0 && index >= max_loop {
+        return;
+    }
+    let _ = add(Some(index));
+}
+
+/// `/dev/loop-control`.
+pub(crate) struct LoopControl;
+
+impl MiscOps for LoopControl {
+    fn ioctl(cmd: u32, arg: usize) -> Result<isize> {
+        // C casts the argument to int: negative means "any index" for ADD.
+        let parm = arg as i32;
+        match cmd {
+            LOOP_CTL_ADD => add(u32::try_from(parm).ok()).map(|n| n as isize),
+            LOOP_CTL_REMOVE => {
+                let index = u32::try_from(parm).map_err(|_| {
+                    pr_warn_once!("deleting an unspecified loop device is not supported.\n");
+                    EINVAL
+                })?;
+                remove(index).map(|()| 0)
+            }
+            LOOP_CTL_GET_FREE => get_free().map(|n| n as isize),
+            _ => Err(ENOSYS),
+        }
+    }
+}
