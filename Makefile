@@ -15,3 +15,25 @@ modules:
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) clean
+
+# The test kernel (cached), for `make KDIR=` users who want ours.
+kernel:
+	scripts/setup
+	scripts/build-kernel $(KERNEL_FLAVOUR)
+
+setup:
+	scripts/setup
+
+# Fresh machine: set-up, kernel, module, and a demo in the VM.
+run:
+	scripts/run-demo
+
+# The whole test suite in the VM (debug kernel); last line "N passed, N failed".
+check:
+	scripts/check
+
+fmt:
+	rustfmt --edition 2021 --config-path $(KDIR)/source/.rustfmt.toml *.rs
+
+fmt-check:
+	rustfmt --check --edition 2021 --config-path $(KDIR)/source/.rustfmt.toml *.rs

@@ -206,7 +206,8 @@ impl<T: Operations> GenDisk<T> {
         let data_ptr: *mut c_void = Arc::into_raw(data).cast_mut().cast();
         // SAFETY: `data_ptr` came from `into_raw` just above and its reference was not handed
         // out yet.
-        let data_guard = ScopeGuard::new(move || drop(unsafe { Arc::<T>::from_raw(data_ptr.cast()) }));
+        let data_guard =
+            ScopeGuard::new(move || drop(unsafe { Arc::<T>::from_raw(data_ptr.cast()) }));
         // SAFETY: The tag set is valid and pinned for longer than the disk (see `Drop`);
         // `lim` is a valid limits structure; the lock class is static.
         let disk = from_err_ptr(unsafe {
@@ -235,8 +236,8 @@ impl<T: Operations> GenDisk<T> {
             }
         }
         // SAFETY: As above, the name is ours to write until the disk is added.
-        let mut name = NullTerminatedFormatter::new(unsafe { &mut (*disk).disk_name })
-            .ok_or(EINVAL)?;
+        let mut name =
+            NullTerminatedFormatter::new(unsafe { &mut (*disk).disk_name }).ok_or(EINVAL)?;
         name.write_fmt(params.name)?;
         // SAFETY: The disk is fully set up and not added yet.
         to_result(unsafe {

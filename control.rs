@@ -106,11 +106,26 @@ pub(crate) fn add(index: Option<u32>) -> Result<u32> {
         if number >= 1 << (sys::MINORBITS - params.part_shift) {
             return Err(if index.is_some() { EEXIST } else { ENOSPC });
         }
-        reg.slots.insert_within_capacity(pos, Slot { number, entry: None, visible: false })
+        reg.slots
+            .insert_within_capacity(
+                pos,
+                Slot {
+                    number,
+                    entry: None,
+                    visible: false,
+                },
+            )
             .or_else(|_| {
                 reg.slots.reserve(1, GFP_KERNEL)?;
                 reg.slots
-                    .insert_within_capacity(pos, Slot { number, entry: None, visible: false })
+                    .insert_within_capacity(
+                        pos,
+                        Slot {
+                            number,
+                            entry: None,
+                            visible: false,
+                        },
+                    )
                     .map_err(|_| ENOMEM)
             })?;
         (number, params)

@@ -5,10 +5,6 @@
 //! C version: [`drivers/block/loop.c`](srctree/drivers/block/loop.c) (`struct loop_device`,
 //! `lo_open`, `lo_release`, `lo_ioctl`, `loop_queue_rq`). Kept in the same order as the C file.
 
-use crate::{
-    loop_uapi::*,
-    sys,
-};
 use crate::blk::{
     self,
     BlkError,
@@ -16,6 +12,7 @@ use crate::blk::{
     OpenMode,
     Request, //
 };
+use crate::{loop_uapi::*, sys};
 use kernel::{
     new_mutex,
     prelude::*,

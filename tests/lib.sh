@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for guest-side tests. Source it from a test script.
+#
+# Every test runs once per driver: DRIVER=rust (rust_loop.ko) or DRIVER=c (the C loop.ko,
+# the oracle). A test starts with neither driver loaded and must leave none loaded.
+# Exit 0 = pass, 77 = skip, anything else = fail.
+
+set -euo pipefail
+
+DRIVER=${DRIVER:-rust}
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# A scratch directory on a real filesystem (set up by tests/run), else tmpfs.
+SCRATCH=${SCRATCH:-/tmp}
+LOOPIOCTL="python3 $TESTS_DIR/tools/loopioctl.py"
+
+# The name of the module the current driver is (as shown by lsmod).
+driver_module() {
+	if [ "$DRIVER" = rust ]; then echo rust_loop; else echo loop; fi
+}
+
+# load_driver [PARAM=VALUE...]: loads the driver under test with module parameters.
+load_driver() {
+	if [ "$DRIVER" = rust ]; then
+		insmod "$RUST_LOOP_KO" "$@"
+	else
+		modprobe loop "$@"
+	fi
+	udevadm settle 2>/dev/null || true
+}
+
+# unload_driver: detaches every device and unloads the driver under test.
+unload_driver() {
+	local m
+	m=$(driver_module)
+	grep -q "^$m " /proc/modules || return 0
+	losetup -D 2>/dev/null || true
+	udevadm settle 2>/dev/null || true
+	rmmod "$m"
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+skip() {
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+# expect_errno ERRNO CMD...: CMD (usually loopioctl) must fail with ERRNO (a name like EBUSY).
+expect_errno() {
+	local want=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		fail "'$*' succeeded ($out), expected $want"
+	fi
+	case "$out" in
+	*"$want"*) ;;
+	*) fail "'$*' failed with '$out', expected $want" ;;
+	esac
+}
+
+# assert_eq WANT GOT WHAT
+assert_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+# The cleanup every test wants: unload the driver even when the test fails.
+trap 'unload_driver >/dev/null 2>&1 || true' EXIT
