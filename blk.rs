@@ -2,12 +2,13 @@
 
 //! A small safe layer over the blk-mq and gendisk C API, for what `kernel::block::mq` lacks.
 //!
-//! The in-tree `kernel::block::mq` has no per-request data, no error completion, no
-//! `block_device_operations` hooks (open, release, ioctl), no module owner on the disk, no
-//! fixed major/minor and no runtime capacity or limits control (see `Documentation/design.rst`).
-//! This module provides those pieces with the same shape: a [`TagSet`], a [`GenDisk`] that owns
-//! one added disk, borrowed [`DiskRef`]s handed to the [`Operations`] callbacks, and a
-//! [`MajorRegistration`] for the block major.
+//! The in-tree `kernel::block::mq` has no per-request data, no error completion or requeue,
+//! no request accessors, no `block_device_operations` hooks (open, release, ioctl), no module
+//! owner on the disk, no fixed major/minor and no runtime capacity or limits control. This
+//! module provides those pieces with the same shape: a [`TagSet`], a [`GenDisk`] that owns one
+//! added disk, [`Request`]s owned by the driver between `queue_rq` and their end, borrowed
+//! [`DiskRef`], [`BlockDevice`] and [`Queue`] views handed to the [`Operations`] callbacks, and
+//! a [`MajorRegistration`] for the block major.
 //!
 //! C headers: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h),
 //! [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h).
@@ -19,8 +20,9 @@ use core::{
         Write, //
     },
     marker::PhantomData,
+    mem::ManuallyDrop,
     pin::Pin,
-    ptr::NonNull, //
+    ptr::NonNull,
 };
 use kernel::{
     bindings,
@@ -36,16 +38,26 @@ use kernel::{
     },
     prelude::*,
     str::NullTerminatedFormatter,
-    sync::Arc,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
     types::{
         Opaque,
         ScopeGuard, //
     },
 };
 
-/// A failed request: the block status it ends with.
+/// A block status (`blk_status_t`) other than success.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BlkError(bindings::blk_status_t);
+
+impl BlkError {
+    /// `BLK_STS_IOERR`.
+    pub(crate) const IOERR: Self = Self(10);
+    /// `BLK_STS_RESOURCE`: try again later.
+    pub(crate) const RESOURCE: Self = Self(9);
+}
 
 impl From<Error> for BlkError {
     fn from(err: Error) -> Self {
@@ -61,45 +73,364 @@ pub(crate) struct OpenMode(bindings::blk_mode_t);
 impl OpenMode {
     /// `BLK_OPEN_WRITE`.
     const WRITE: bindings::blk_mode_t = 1 << 1;
+    /// `BLK_OPEN_EXCL`.
+    const EXCL: bindings::blk_mode_t = 1 << 2;
 
     /// Whether the device was opened for writing.
     pub(crate) fn write(self) -> bool {
         self.0 & Self::WRITE != 0
     }
+
+    /// Whether the device was opened exclusively (`O_EXCL`).
+    pub(crate) fn exclusive(self) -> bool {
+        self.0 & Self::EXCL != 0
+    }
 }
 
-/// A request handed to [`Operations::queue_rq`].
-///
-/// # Invariants
-///
-/// `ptr` points to a started request owned by the driver for the lifetime `'a`.
-pub(crate) struct Request<'a> {
-    #[expect(dead_code, reason = "the I/O path is not implemented yet")]
-    ptr: NonNull<bindings::request>,
-    _p: PhantomData<&'a bindings::request>,
+/// The operation of a request (`req_op`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReqOp {
+    /// `REQ_OP_READ`.
+    Read,
+    /// `REQ_OP_WRITE`.
+    Write,
+    /// `REQ_OP_FLUSH`.
+    Flush,
+    /// `REQ_OP_DISCARD`.
+    Discard,
+    /// `REQ_OP_WRITE_ZEROES`.
+    WriteZeroes,
+    /// Any other operation, which loop never advertises.
+    Other,
 }
+
+/// `REQ_OP_MASK`.
+const REQ_OP_MASK: u32 = (1 << bindings::REQ_OP_BITS) - 1;
+/// `REQ_NOUNMAP`: write zeroes without deallocating.
+const REQ_NOUNMAP: u32 = 1 << bindings::req_flag_bits___REQ_NOUNMAP;
+/// `REQ_NOWAIT`.
+const REQ_NOWAIT: u32 = 1 << bindings::req_flag_bits___REQ_NOWAIT;
 
 /// Callbacks of a disk driven by this layer, implemented by the per-device type.
 ///
 /// `Self` is reached from the C callbacks through `gendisk::private_data` and
 /// `request_queue::queuedata`, which both point to the `Arc<Self>` owned by the disk.
 pub(crate) trait Operations: Send + Sync + Sized + 'static {
-    /// Handles one request in atomic context (`blk_mq_ops::queue_rq`, non-blocking tag set).
+    /// Per-request driver data (the blk-mq PDU), created once per tag.
+    type Pdu: Default + Send + Sync;
+
+    /// Handles one started request in atomic context (`blk_mq_ops::queue_rq`).
     ///
-    /// The request was started. Returning an error ends it with that status.
-    fn queue_rq(&self, rq: Request<'_>) -> Result<(), BlkError>;
+    /// An error hands the request back, to be ended (or retried, for
+    /// [`BlkError::RESOURCE`]) by blk-mq.
+    fn queue_rq(
+        this: ArcBorrow<'_, Self>,
+        rq: Request<Self>,
+    ) -> Result<(), (Request<Self>, BlkError)>;
+
+    /// Ends a request after [`Request::complete`], in softirq or local context
+    /// (`blk_mq_ops::complete`).
+    fn complete(rq: Request<Self>);
 
     /// Called on every open of the disk or one of its partitions (`fops->open`).
     fn open(&self, disk: &DiskRef, mode: OpenMode) -> Result;
 
-    /// Called on every last close of the disk or a partition (`fops->release`).
+    /// Called on the last close of the disk (`fops->release`), with `open_mutex` held.
     fn release(&self, disk: &DiskRef);
 
     /// Handles a driver ioctl not consumed by the block core (`fops->ioctl`).
-    fn ioctl(&self, disk: &DiskRef, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
+    fn ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
 
     /// Handles a driver ioctl from a 32-bit task (`fops->compat_ioctl`).
-    fn compat_ioctl(&self, disk: &DiskRef, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
+    fn compat_ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize)
+        -> Result<i32>;
+
+    /// Called when the disk was deleted: no request or callback but `free_disk` follows.
+    fn deleted(&self);
+}
+
+/// A started request, owned by the driver until it is ended, completed or requeued.
+///
+/// Dropping it ends it with an I/O error, so a request is never lost.
+///
+/// # Invariants
+///
+/// `ptr` points to a request of a queue driven by `T` that was started and not ended; this
+/// value is its only owner.
+pub(crate) struct Request<T: Operations> {
+    ptr: NonNull<bindings::request>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: A started request may be ended from any context and thread.
+unsafe impl<T: Operations> Send for Request<T> {}
+
+impl<T: Operations> Request<T> {
+    fn raw(&self) -> *mut bindings::request {
+        self.ptr.as_ptr()
+    }
+
+    /// The request's first sector (`blk_rq_pos`).
+    pub(crate) fn pos(&self) -> u64 {
+        // SAFETY: By the type invariant the request is valid and ours.
+        unsafe { (*self.raw()).__sector }
+    }
+
+    /// The request's remaining bytes (`blk_rq_bytes`).
+    pub(crate) fn bytes(&self) -> u32 {
+        // SAFETY: As in `pos`.
+        unsafe { (*self.raw()).__data_len }
+    }
+
+    fn flags(&self) -> u32 {
+        // SAFETY: As in `pos`.
+        unsafe { (*self.raw()).cmd_flags }
+    }
+
+    /// The operation (`req_op`).
+    pub(crate) fn op(&self) -> ReqOp {
+        match self.flags() & REQ_OP_MASK {
+            bindings::req_op_REQ_OP_READ => ReqOp::Read,
+            bindings::req_op_REQ_OP_WRITE => ReqOp::Write,
+            bindings::req_op_REQ_OP_FLUSH => ReqOp::Flush,
+            bindings::req_op_REQ_OP_DISCARD => ReqOp::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => ReqOp::WriteZeroes,
+            _ => ReqOp::Other,
+        }
+    }
+
+    /// Whether a write-zeroes request must keep the blocks allocated (`REQ_NOUNMAP`).
+    pub(crate) fn nounmap(&self) -> bool {
+        self.flags() & REQ_NOUNMAP != 0
+    }
+
+    /// Drops `REQ_NOWAIT`: the driver handles the request where it may block.
+    pub(crate) fn clear_nowait(&mut self) {
+        // SAFETY: The request is ours; nobody else reads the flags while we own it.
+        unsafe { (*self.raw()).cmd_flags &= !REQ_NOWAIT };
+    }
+
+    /// The I/O priority of the first bio (`req_get_ioprio`).
+    pub(crate) fn ioprio(&self) -> u16 {
+        // SAFETY: The request is ours, so its bio list is stable.
+        unsafe {
+            let bio = (*self.raw()).bio;
+            if bio.is_null() {
+                0
+            } else {
+                (*bio).bi_ioprio
+            }
+        }
+    }
+
+    /// The driver data of the request.
+    pub(crate) fn pdu(&self) -> &T::Pdu {
+        // SAFETY: The PDU of every request of a `TagSet<T>` holds a `T::Pdu`, initialised in
+        // `init_request` and dropped in `exit_request`, after the request is gone.
+        unsafe { &*bindings::blk_mq_rq_to_pdu(self.raw()).cast::<T::Pdu>() }
+    }
+
+    /// The queue of the request.
+    pub(crate) fn queue(&self) -> &Queue {
+        // SAFETY: The queue outlives its requests.
+        unsafe { Queue::from_raw((*self.raw()).q) }
+    }
+
+    /// Fills a bio-vector iterator covering the request's data, in `dir`
+    /// (`ITER_DEST` to read into the request, `ITER_SOURCE` to write from it).
+    ///
+    /// A request of one bio points into that bio's vector; several bios are gathered into
+    /// `buf` (`rq_for_each_bvec`), so the iterator borrows both.
+    pub(crate) fn iov_iter<'a>(
+        &'a self,
+        dir: IterDir,
+        buf: &'a mut KVec<bindings::bio_vec>,
+    ) -> Result<IovIter<'a>> {
+        let rq = self.raw();
+        // SAFETY: `iov_iter` is a C structure of integers, pointers and unions of those, for
+        // which all zeroes is a valid value; `iov_iter_bvec` fills it below.
+        let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
+        // SAFETY: The request and its bios are ours and stable until it ends, which cannot
+        // happen while `self` is borrowed.
+        unsafe {
+            let bio = (*rq).bio;
+            if bio.is_null() {
+                return Err(EIO);
+            }
+            if bio == (*rq).biotail {
+                let bi_iter = (*bio).bi_iter;
+                let first = (*bio).bi_io_vec.add(bi_iter.bi_idx as usize);
+                let nr = BvecIter::new(rq).count();
+                bindings::iov_iter_bvec(
+                    &mut iter,
+                    dir as c_uint,
+                    first,
+                    nr as c_ulong,
+                    self.bytes() as usize,
+                );
+                iter.iov_offset = bi_iter.bi_offset as usize;
+            } else {
+                buf.clear();
+                buf.reserve(BvecIter::new(rq).count(), GFP_KERNEL)?;
+                for bv in BvecIter::new(rq) {
+                    buf.push_within_capacity(bv).map_err(|_| ENOMEM)?;
+                }
+                bindings::iov_iter_bvec(
+                    &mut iter,
+                    dir as c_uint,
+                    buf.as_ptr(),
+                    buf.len() as c_ulong,
+                    self.bytes() as usize,
+                );
+                iter.iov_offset = 0;
+            }
+        }
+        Ok(IovIter {
+            iter,
+            _p: PhantomData,
+        })
+    }
+
+    /// Hands the request to `->complete` on the CPU that submitted it
+    /// (`blk_mq_complete_request`).
+    pub(crate) fn complete(self) {
+        let rq = ManuallyDrop::new(self);
+        // SAFETY: The request is ours; from now on blk-mq owns it until `->complete`.
+        unsafe { bindings::blk_mq_complete_request(rq.raw()) };
+    }
+
+    /// Ends the request (`blk_mq_end_request`).
+    pub(crate) fn end(self, status: Result<(), BlkError>) {
+        let rq = ManuallyDrop::new(self);
+        let status = match status {
+            Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
+            Err(BlkError(s)) => s,
+        };
+        // SAFETY: The request is ours and started; ending it gives it back.
+        unsafe { bindings::blk_mq_end_request(rq.raw(), status) };
+    }
+
+    /// Completes the first `bytes` of the request successfully and puts the rest back on the
+    /// queue, to be issued again through `queue_rq` (`blk_update_request` and
+    /// `blk_mq_requeue_request`).
+    pub(crate) fn requeue_rest(self, bytes: u32) {
+        let rq = ManuallyDrop::new(self);
+        // SAFETY: The request is ours and `bytes` is less than what remains of it (the caller
+        // checked), so it is not finished by the update and may be requeued.
+        unsafe {
+            bindings::blk_update_request(
+                rq.raw(),
+                bindings::BLK_STS_OK as bindings::blk_status_t,
+                bytes,
+            );
+            bindings::blk_mq_requeue_request(rq.raw(), true);
+        }
+    }
+
+    /// Zeroes the data of every bio of the request (`zero_fill_bio`).
+    pub(crate) fn zero_fill(&mut self) {
+        // SAFETY: The request and its bios are ours.
+        unsafe {
+            let mut bio = (*self.raw()).bio;
+            while !bio.is_null() {
+                bindings::zero_fill_bio(bio);
+                bio = (*bio).bi_next;
+            }
+        }
+    }
+}
+
+impl<T: Operations> Drop for Request<T> {
+    fn drop(&mut self) {
+        // SAFETY: The request was neither ended nor handed back (those paths forget `self`).
+        unsafe { bindings::blk_mq_end_request(self.raw(), BlkError::IOERR.0) };
+    }
+}
+
+/// The direction of an iterator (`ITER_DEST` or `ITER_SOURCE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum IterDir {
+    /// Data flows into the request's pages (a read).
+    Dest = bindings::ITER_DEST,
+    /// Data flows from the request's pages (a write).
+    Source = bindings::ITER_SOURCE,
+}
+
+/// An `ITER_BVEC` `iov_iter` over a request's pages.
+pub(crate) struct IovIter<'a> {
+    iter: bindings::iov_iter,
+    _p: PhantomData<&'a ()>,
+}
+
+impl IovIter<'_> {
+    /// The raw iterator, for `read_iter`/`write_iter`.
+    pub(crate) fn as_raw(&mut self) -> *mut bindings::iov_iter {
+        &mut self.iter
+    }
+}
+
+/// Iterates the multi-page segments of a request's bios (`rq_for_each_bvec`).
+struct BvecIter {
+    bio: *mut bindings::bio,
+    iter: bindings::bvec_iter,
+}
+
+impl BvecIter {
+    /// # Safety
+    ///
+    /// `rq` must be a valid request whose bios are stable while the iterator is used.
+    unsafe fn new(rq: *mut bindings::request) -> Self {
+        // SAFETY: Guaranteed by the caller.
+        let bio = unsafe { (*rq).bio };
+        let iter = if bio.is_null() {
+            pin_init::zeroed()
+        } else {
+            // SAFETY: `bio` is valid; `bvec_iter` is read by value (it is packed).
+            unsafe { (*bio).bi_iter }
+        };
+        Self { bio, iter }
+    }
+}
+
+impl Iterator for BvecIter {
+    type Item = bindings::bio_vec;
+
+    fn next(&mut self) -> Option<bindings::bio_vec> {
+        loop {
+            if self.bio.is_null() {
+                return None;
+            }
+            if self.iter.bi_size == 0 {
+                // SAFETY: `bio` is valid (see `new`); its successor is null or valid.
+                self.bio = unsafe { (*self.bio).bi_next };
+                if !self.bio.is_null() {
+                    // SAFETY: As above.
+                    self.iter = unsafe { (*self.bio).bi_iter };
+                }
+                continue;
+            }
+            let (idx, offset, size) = (self.iter.bi_idx, self.iter.bi_offset, self.iter.bi_size);
+            // SAFETY: While `bi_size` is not zero, `bi_idx` indexes the bio's vector.
+            let bv = unsafe { *(*self.bio).bi_io_vec.add(idx as usize) };
+            // `mp_bvec_iter_bvec`: the rest of this segment, capped by what remains.
+            let len = (bv.bv_len - offset).min(size);
+            let out = bindings::bio_vec {
+                bv_page: bv.bv_page,
+                bv_len: len,
+                bv_offset: bv.bv_offset + offset,
+            };
+            // `bvec_iter_advance_single`.
+            self.iter.bi_size = size - len;
+            if offset + len == bv.bv_len {
+                self.iter.bi_idx = idx + 1;
+                self.iter.bi_offset = 0;
+            } else {
+                self.iter.bi_offset = offset + len;
+            }
+            return Some(out);
+        }
+    }
 }
 
 /// A blk-mq tag set with one hardware queue.
@@ -122,13 +453,21 @@ unsafe impl<T: Operations> Sync for TagSet<T> {}
 impl<T: Operations> TagSet<T> {
     /// Allocates a tag set of `queue_depth` tags with the given `BLK_MQ_F_*` flags.
     pub(crate) fn new(queue_depth: u32, flags: u32) -> impl PinInit<Self, Error> {
+        // blk-mq places the PDU right after `struct request`.
+        kernel::static_assert!(
+            core::mem::align_of::<bindings::request>() >= core::mem::align_of::<u64>()
+        );
         try_pin_init!(Self {
             inner <- Opaque::try_ffi_init(move |slot: *mut bindings::blk_mq_tag_set| {
+                if core::mem::align_of::<T::Pdu>() > core::mem::align_of::<bindings::request>() {
+                    return Err(EINVAL);
+                }
                 let set = bindings::blk_mq_tag_set {
                     ops: &OperationsVTable::<T>::VTABLE,
                     nr_hw_queues: 1,
                     nr_maps: 1,
                     queue_depth,
+                    cmd_size: core::mem::size_of::<T::Pdu>() as c_uint,
                     numa_node: bindings::NUMA_NO_NODE,
                     flags,
                     ..pin_init::zeroed()
@@ -169,7 +508,7 @@ pub(crate) struct DiskParams<'a> {
     pub(crate) name: fmt::Arguments<'a>,
     /// `queue_limits::max_hw_sectors` at allocation.
     pub(crate) max_hw_sectors: u32,
-    /// Whether the kernel scans for partitions on its own.
+    /// Whether partition scanning is suppressed (`GD_SUPPRESS_PART_SCAN`).
     pub(crate) suppress_part_scan: bool,
 }
 
@@ -182,7 +521,8 @@ pub(crate) struct DiskParams<'a> {
 /// reference the disk owns and releases in `free_disk`.
 pub(crate) struct GenDisk<T: Operations> {
     disk: NonNull<bindings::gendisk>,
-    tag_set: Pin<KBox<TagSet<T>>>,
+    /// Dropped after the disk is deleted and put (see `Drop`).
+    _tag_set: Pin<KBox<TagSet<T>>>,
 }
 
 // SAFETY: The gendisk is reference counted and its methods used here may be called from any
@@ -250,7 +590,7 @@ impl<T: Operations> GenDisk<T> {
         Ok(Self {
             // SAFETY: `from_err_ptr` returned no error, so `disk` is not null.
             disk: unsafe { NonNull::new_unchecked(disk) },
-            tag_set,
+            _tag_set: tag_set,
         })
     }
 
@@ -263,15 +603,17 @@ impl<T: Operations> GenDisk<T> {
 
 impl<T: Operations> Drop for GenDisk<T> {
     fn drop(&mut self) {
-        // Same order as C `loop_remove`: delete the disk (this also exits its queue), free the
-        // tag set, then drop our disk reference.
+        // Same order as C `loop_remove`: delete the disk (this also drains and exits its
+        // queue), free the tag set, then drop our disk reference.
         // SAFETY: By the type invariant the disk was added and not deleted yet.
         unsafe { bindings::del_gendisk(self.disk.as_ptr()) };
+        // SAFETY: The disk holds the `Arc<T>` until `free_disk`, which cannot run before the
+        // `put_disk` below.
+        unsafe { &*(*self.disk.as_ptr()).private_data.cast::<T>() }.deleted();
         // The tag set is freed when the `Pin<KBox>` field drops, after this function; the
         // queue no longer uses it since `del_gendisk` returned.
         // SAFETY: We own the allocation reference.
         unsafe { bindings::put_disk(self.disk.as_ptr()) };
-        let _ = &self.tag_set;
     }
 }
 
@@ -294,10 +636,340 @@ impl DiskRef {
         self.0.get()
     }
 
+    fn kobj(&self) -> *mut bindings::kobject {
+        // SAFETY: `part0` lives as long as the disk (`disk_to_dev`).
+        unsafe { &raw mut (*(*self.as_raw()).part0).bd_device.kobj }
+    }
+
     /// How many times the whole disk is open (`disk_openers`).
     pub(crate) fn openers(&self) -> i32 {
         // SAFETY: The disk is valid and `part0` lives as long as the disk.
         unsafe { bindings::atomic_read(&raw const (*(*self.as_raw()).part0).bd_openers) }
+    }
+
+    /// The disk's request queue.
+    pub(crate) fn queue(&self) -> &Queue {
+        // SAFETY: The queue lives as long as the disk.
+        unsafe { Queue::from_raw((*self.as_raw()).queue) }
+    }
+
+    /// The whole-disk block device (`part0`).
+    pub(crate) fn part0(&self) -> &BlockDevice {
+        // SAFETY: `part0` lives as long as the disk.
+        unsafe { BlockDevice::from_raw((*self.as_raw()).part0) }
+    }
+
+    /// Sets the size in sectors and tells user space; false if no uevent was sent
+    /// (`set_capacity_and_notify`).
+    pub(crate) fn set_capacity_and_notify(&self, sectors: u64) -> bool {
+        // SAFETY: The disk is valid; the function locks what it needs.
+        unsafe { bindings::set_capacity_and_notify(self.as_raw(), sectors) }
+    }
+
+    /// Sends a `KOBJ_CHANGE` uevent for the disk.
+    pub(crate) fn uevent_change(&self) {
+        // SAFETY: The disk's device kobject is valid.
+        unsafe { bindings::kobject_uevent(self.kobj(), bindings::kobject_action_KOBJ_CHANGE) };
+    }
+
+    /// Suppresses or allows uevents of the disk (`dev_set_uevent_suppress`).
+    pub(crate) fn suppress_uevents(&self, suppress: bool) {
+        // SAFETY: The kobject is valid; like C, the bit field is written without a lock by
+        // the only thread reconfiguring the disk (under the driver's device mutex).
+        unsafe { (*self.kobj()).set_uevent_suppress(suppress as u32) };
+    }
+
+    /// Marks the disk read-only or writable (`set_disk_ro`).
+    pub(crate) fn set_read_only(&self, ro: bool) {
+        // SAFETY: The disk is valid.
+        unsafe { bindings::set_disk_ro(self.as_raw(), ro) };
+    }
+
+    /// Reports a media change (`disk_force_media_change`).
+    pub(crate) fn force_media_change(&self) {
+        // SAFETY: The disk is valid.
+        unsafe { bindings::disk_force_media_change(self.as_raw()) };
+    }
+
+    /// Drops the cached data and zeroes the capacity (`invalidate_disk`).
+    pub(crate) fn invalidate(&self) {
+        // SAFETY: The disk is valid.
+        unsafe { bindings::invalidate_disk(self.as_raw()) };
+    }
+
+    /// Sets or clears `GD_SUPPRESS_PART_SCAN`.
+    pub(crate) fn suppress_part_scan(&self, suppress: bool) {
+        // SAFETY: The disk is valid; the bit operations are atomic.
+        unsafe {
+            let state = &raw mut (*self.as_raw()).state;
+            if suppress {
+                bindings::set_bit(sys::GD_SUPPRESS_PART_SCAN as c_ulong, state);
+            } else {
+                bindings::clear_bit(sys::GD_SUPPRESS_PART_SCAN as c_ulong, state);
+            }
+        }
+    }
+
+    /// Rescans partitions, taking `open_mutex` (`bdev_disk_changed` under the lock).
+    pub(crate) fn reread_partitions(&self) -> Result {
+        // SAFETY: `open_mutex` is initialised with the disk; the caller holds no lock that
+        // nests inside it.
+        unsafe {
+            let m = &raw mut (*self.as_raw()).open_mutex;
+            bindings::mutex_lock(m);
+            let r = bindings::bdev_disk_changed(self.as_raw(), false);
+            bindings::mutex_unlock(m);
+            to_result(r)
+        }
+    }
+
+    /// Rescans partitions when `open_mutex` is already held by the caller's caller, as in
+    /// the release path (`bdev_disk_changed`).
+    pub(crate) fn disk_changed_locked(&self) -> Result {
+        // SAFETY: Only called from `Operations::release`, where the block core holds
+        // `open_mutex`.
+        to_result(unsafe { bindings::bdev_disk_changed(self.as_raw(), false) })
+    }
+
+    /// Adds a sysfs attribute group to the disk's directory.
+    pub(crate) fn add_group(&self, group: &'static SysfsGroup) -> Result {
+        // SAFETY: The kobject is valid; the group is static.
+        to_result(unsafe { bindings::sysfs_create_group(self.kobj(), group.0.get()) })
+    }
+
+    /// Removes a sysfs attribute group added with [`Self::add_group`].
+    pub(crate) fn remove_group(&self, group: &'static SysfsGroup) {
+        // SAFETY: The kobject is valid; the group was added before.
+        unsafe { bindings::sysfs_remove_group(self.kobj(), group.0.get()) };
+    }
+}
+
+/// A static sysfs attribute group.
+#[repr(transparent)]
+pub(crate) struct SysfsGroup(Opaque<bindings::attribute_group>);
+
+// SAFETY: The group is immutable after construction; sysfs only reads it.
+unsafe impl Sync for SysfsGroup {}
+
+impl SysfsGroup {
+    /// Wraps a group whose attributes outlive the module's use of it.
+    pub(crate) const fn new(group: bindings::attribute_group) -> Self {
+        Self(Opaque::new(group))
+    }
+}
+
+/// Recovers the driver's device from a disk's `struct device`, in a sysfs callback.
+///
+/// # Safety
+///
+/// `dev` must be the device of a live disk made by [`GenDisk::new`] for `T`.
+pub(crate) unsafe fn device_of<'a, T: Operations>(dev: *mut bindings::device) -> &'a T {
+    // SAFETY: `dev` is `part0->bd_device` of the disk (`dev_to_disk`); the disk holds its
+    // `Arc<T>` until `free_disk`, after all sysfs files are gone.
+    unsafe {
+        let bdev = kernel::container_of!(dev, bindings::block_device, bd_device);
+        &*(*(*bdev).bd_disk).private_data.cast::<T>()
+    }
+}
+
+/// The driver's device behind a whole-disk block device of ours, if `bdev` is one.
+///
+/// # Safety
+///
+/// `bdev` must be a valid block device for the lifetime `'a` (an open block-device file
+/// keeps it and its disk alive).
+pub(crate) unsafe fn device_of_bdev<'a, T: Operations>(
+    bdev: *mut bindings::block_device,
+) -> Option<&'a T> {
+    // SAFETY: Guaranteed by the caller; every disk has valid `fops`.
+    unsafe {
+        let disk = (*bdev).bd_disk;
+        // Only this module's disks have this owner; they are all made by `GenDisk::new`
+        // for the one `Operations` type of the module.
+        if (*(*disk).fops).owner != sys::this_module() {
+            return None;
+        }
+        Some(&*(*disk).private_data.cast::<T>())
+    }
+}
+
+/// A block device (a disk or a partition) borrowed for the duration of a call.
+#[repr(transparent)]
+pub(crate) struct BlockDevice(Opaque<bindings::block_device>);
+
+impl BlockDevice {
+    /// # Safety
+    ///
+    /// `bdev` must be valid for the lifetime `'a`.
+    unsafe fn from_raw<'a>(bdev: *mut bindings::block_device) -> &'a Self {
+        // SAFETY: Transparent wrapper; the caller guarantees validity.
+        unsafe { &*bdev.cast() }
+    }
+
+    fn as_raw(&self) -> *mut bindings::block_device {
+        self.0.get()
+    }
+
+    /// The disk the device belongs to.
+    pub(crate) fn disk(&self) -> &DiskRef {
+        // SAFETY: A block device keeps its disk alive.
+        unsafe { DiskRef::from_raw((*self.as_raw()).bd_disk) }
+    }
+
+    /// The device number.
+    pub(crate) fn dev(&self) -> u32 {
+        // SAFETY: `bd_dev` is immutable.
+        unsafe { (*self.as_raw()).bd_dev }
+    }
+
+    /// Writes back the device's dirty page cache (`sync_blockdev`).
+    pub(crate) fn sync(&self) {
+        // SAFETY: The device is valid. Errors are ignored, as in C loop.
+        unsafe { bindings::sync_blockdev(self.as_raw()) };
+    }
+
+    /// Drops the device's clean page cache (`invalidate_bdev`).
+    pub(crate) fn invalidate(&self) {
+        // SAFETY: The device is valid.
+        unsafe { bindings::invalidate_bdev(self.as_raw()) };
+    }
+
+    /// Claims the device exclusively for `holder` until the guard drops, unless `mode` is
+    /// already exclusive (`bd_prepare_to_claim` / `bd_abort_claiming`).
+    pub(crate) fn claim(&self, mode: OpenMode, holder: &'static u8) -> Result<Claim<'_>> {
+        let holder: *mut c_void = core::ptr::from_ref(holder).cast_mut().cast();
+        if mode.exclusive() {
+            return Ok(Claim {
+                bdev: self,
+                holder: None,
+            });
+        }
+        // SAFETY: The device is valid; `holder` is a unique static address.
+        to_result(unsafe {
+            bindings::bd_prepare_to_claim(self.as_raw(), holder, core::ptr::null())
+        })?;
+        Ok(Claim {
+            bdev: self,
+            holder: Some(holder),
+        })
+    }
+}
+
+/// An exclusive claim on a block device; released on drop.
+pub(crate) struct Claim<'a> {
+    bdev: &'a BlockDevice,
+    holder: Option<*mut c_void>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some(holder) = self.holder {
+            // SAFETY: `bd_prepare_to_claim` succeeded with this holder.
+            unsafe { bindings::bd_abort_claiming(self.bdev.as_raw(), holder) };
+        }
+    }
+}
+
+/// A request queue borrowed for the duration of a call.
+#[repr(transparent)]
+pub(crate) struct Queue(Opaque<bindings::request_queue>);
+
+/// `BLK_FEAT_WRITE_CACHE`.
+pub(crate) const BLK_FEAT_WRITE_CACHE: u32 = 1 << 0;
+/// `BLK_FEAT_ROTATIONAL`.
+pub(crate) const BLK_FEAT_ROTATIONAL: u32 = bindings::BLK_FEAT_ROTATIONAL;
+
+impl Queue {
+    /// # Safety
+    ///
+    /// `q` must be valid for the lifetime `'a`.
+    unsafe fn from_raw<'a>(q: *mut bindings::request_queue) -> &'a Self {
+        // SAFETY: Transparent wrapper; the caller guarantees validity.
+        unsafe { &*q.cast() }
+    }
+
+    fn as_raw(&self) -> *mut bindings::request_queue {
+        self.0.get()
+    }
+
+    /// The current logical block size.
+    pub(crate) fn logical_block_size(&self) -> u32 {
+        // SAFETY: `limits` is only replaced as a whole under `limits_lock`; a racy read of
+        // one field is what C's `queue_logical_block_size` does too.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).limits.logical_block_size) }
+    }
+
+    /// The current maximum discard size in sectors (`bdev_max_discard_sectors`).
+    pub(crate) fn max_discard_sectors(&self) -> u32 {
+        // SAFETY: As in `logical_block_size`.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).limits.max_discard_sectors) }
+    }
+
+    /// Starts a limits update (`queue_limits_start_update`): takes `limits_lock` and copies
+    /// the current limits.
+    pub(crate) fn start_limits_update(&self) -> LimitsUpdate<'_> {
+        // SAFETY: `limits_lock` is initialised with the queue.
+        unsafe { bindings::mutex_lock(&raw mut (*self.as_raw()).limits_lock) };
+        // INVARIANT: The lock was taken just above.
+        LimitsUpdate {
+            q: self,
+            // SAFETY: The limits are stable while `limits_lock` is held.
+            lim: unsafe { core::ptr::read(&raw const (*self.as_raw()).limits) },
+            done: false,
+        }
+    }
+
+    /// Freezes the queue: waits for every request to end and holds new ones back until the
+    /// guard drops (`blk_mq_freeze_queue`, with the task in NOIO scope meanwhile).
+    pub(crate) fn freeze(&self) -> Freeze<'_> {
+        let noio = sys::memalloc_noio_save();
+        // SAFETY: The queue is valid.
+        unsafe { bindings::blk_mq_freeze_queue_nomemsave(self.as_raw()) };
+        Freeze { q: self, noio }
+    }
+}
+
+/// An update of a queue's limits in progress; dropping it without committing cancels it.
+///
+/// # Invariants
+///
+/// `q.limits_lock` is held unless `done`.
+pub(crate) struct LimitsUpdate<'a> {
+    q: &'a Queue,
+    /// The new limits, to be edited before [`Self::commit`].
+    pub(crate) lim: bindings::queue_limits,
+    done: bool,
+}
+
+impl LimitsUpdate<'_> {
+    /// Validates and applies the new limits (`queue_limits_commit_update`).
+    pub(crate) fn commit(mut self) -> Result {
+        self.done = true;
+        // SAFETY: By the type invariant `limits_lock` is held; the function releases it.
+        to_result(unsafe { bindings::queue_limits_commit_update(self.q.as_raw(), &mut self.lim) })
+    }
+}
+
+impl Drop for LimitsUpdate<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // SAFETY: By the type invariant `limits_lock` is held (`queue_limits_cancel_update`).
+            unsafe { bindings::mutex_unlock(&raw mut (*self.q.as_raw()).limits_lock) };
+        }
+    }
+}
+
+/// A frozen queue; unfrozen on drop.
+pub(crate) struct Freeze<'a> {
+    q: &'a Queue,
+    noio: u32,
+}
+
+impl Drop for Freeze<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The queue was frozen in `Queue::freeze`.
+        unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore(self.q.as_raw()) };
+        sys::memalloc_noio_restore(self.noio);
     }
 }
 
@@ -307,6 +979,9 @@ struct OperationsVTable<T>(PhantomData<T>);
 impl<T: Operations> OperationsVTable<T> {
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {
         queue_rq: Some(Self::queue_rq),
+        complete: Some(Self::complete),
+        init_request: Some(Self::init_request),
+        exit_request: Some(Self::exit_request),
         ..pin_init::zeroed()
     };
 
@@ -341,19 +1016,67 @@ impl<T: Operations> OperationsVTable<T> {
         let rq = unsafe { (*bd).rq };
         // SAFETY: As above.
         unsafe { bindings::blk_mq_start_request(rq) };
-        // SAFETY: `queuedata` points to the device of the `Arc<T>` the disk owns, which
-        // outlives the queue.
-        let dev: &T = unsafe { &*(*(*hctx).queue).queuedata.cast::<T>() };
+        // SAFETY: `queuedata` points to the `T` of the `Arc<T>` the disk owns, which outlives
+        // the queue.
+        let dev = unsafe { ArcBorrow::from_raw((*(*hctx).queue).queuedata.cast::<T>()) };
         // INVARIANT: The request was started and belongs to the driver.
         let rq = Request {
             // SAFETY: blk-mq never passes a null request.
             ptr: unsafe { NonNull::new_unchecked(rq) },
             _p: PhantomData,
         };
-        match dev.queue_rq(rq) {
+        match T::queue_rq(dev, rq) {
             Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
-            Err(BlkError(status)) => status,
+            Err((rq, BlkError(status))) => {
+                // blk-mq ends or requeues the request itself.
+                core::mem::forget(rq);
+                status
+            }
         }
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq for a request handed to `blk_mq_complete_request`.
+    unsafe extern "C" fn complete(rq: *mut bindings::request) {
+        // INVARIANT: The request came back from `Request::complete`, so the driver owns it
+        // again.
+        T::complete(Request {
+            // SAFETY: blk-mq never passes a null request.
+            ptr: unsafe { NonNull::new_unchecked(rq) },
+            _p: PhantomData,
+        });
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq once per request of the tag set, before any use.
+    unsafe extern "C" fn init_request(
+        _set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx_idx: c_uint,
+        _numa_node: c_int,
+    ) -> c_int {
+        // SAFETY: The PDU is `cmd_size = size_of::<T::Pdu>()` bytes, suitably aligned (checked
+        // in `TagSet::new`) and not initialised yet.
+        unsafe {
+            bindings::blk_mq_rq_to_pdu(rq)
+                .cast::<T::Pdu>()
+                .write(T::Pdu::default())
+        };
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq once per request of the tag set, after its last use.
+    unsafe extern "C" fn exit_request(
+        _set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx_idx: c_uint,
+    ) {
+        // SAFETY: The PDU was initialised in `init_request` and is not used any more.
+        unsafe { core::ptr::drop_in_place(bindings::blk_mq_rq_to_pdu(rq).cast::<T::Pdu>()) };
     }
 
     /// # Safety
@@ -387,12 +1110,9 @@ impl<T: Operations> OperationsVTable<T> {
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
-        // SAFETY: The bdev is open, so its disk is valid and `free_disk` has not run.
-        let (dev, disk) = unsafe {
-            let disk = (*bdev).bd_disk;
-            (Self::device(disk), DiskRef::from_raw(disk))
-        };
-        match dev.ioctl(disk, OpenMode(mode), cmd, arg) {
+        // SAFETY: The bdev is open, so it and its disk are valid and `free_disk` has not run.
+        let (dev, bdev) = unsafe { (Self::device((*bdev).bd_disk), BlockDevice::from_raw(bdev)) };
+        match dev.ioctl(bdev, OpenMode(mode), cmd, arg) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }
@@ -407,12 +1127,9 @@ impl<T: Operations> OperationsVTable<T> {
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
-        // SAFETY: The bdev is open, so its disk is valid and `free_disk` has not run.
-        let (dev, disk) = unsafe {
-            let disk = (*bdev).bd_disk;
-            (Self::device(disk), DiskRef::from_raw(disk))
-        };
-        match dev.compat_ioctl(disk, OpenMode(mode), cmd, arg) {
+        // SAFETY: The bdev is open, so it and its disk are valid and `free_disk` has not run.
+        let (dev, bdev) = unsafe { (Self::device((*bdev).bd_disk), BlockDevice::from_raw(bdev)) };
+        match dev.compat_ioctl(bdev, OpenMode(mode), cmd, arg) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }

@@ -149,7 +149,7 @@ pub(crate) fn add(index: Option<u32>) -> Result<u32> {
 }
 
 fn create(number: u32, params: Params) -> Result<Arc<Entry>> {
-    let dev = Arc::pin_init(LoopDevice::new(number), GFP_KERNEL)?;
+    let dev = LoopDevice::new(number, params.part_shift, params.hw_queue_depth)?;
     let disk = GenDisk::new(
         TagSet::new(
             params.hw_queue_depth,

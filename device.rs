@@ -1,20 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One loop device: its state machine and block-device callbacks.
+//! One loop device: its state machine, ioctls and I/O path.
 //!
-//! C version: [`drivers/block/loop.c`](srctree/drivers/block/loop.c) (`struct loop_device`,
-//! `lo_open`, `lo_release`, `lo_ioctl`, `loop_queue_rq`). Kept in the same order as the C file.
+//! C version: [`drivers/block/loop.c`](srctree/drivers/block/loop.c). The functions keep the
+//! C names and order (size and limits helpers, I/O, backing-file validation, `change_fd`,
+//! configure/clear, status ioctls, `lo_ioctl`, open/release, `queue_rq` and the worker), so
+//! the two can be read side by side.
+//!
+//! Locking, as in C: `lo_mutex` guards the configuration; `LOOP_VALIDATE` is taken before it
+//! when a backing file is itself a loop device, and in `LOOP_CLR_FD`. No backing file is
+//! released and no partition scan runs with `lo_mutex` held (both can take the disk's
+//! `open_mutex`, which nests outside `lo_mutex`). The I/O path never takes `lo_mutex`: it
+//! reads an immutable [`IoConfig`] snapshot that changes only with the queue frozen or the
+//! device unbound.
 
-use crate::blk::{
-    self,
-    BlkError,
-    DiskRef,
-    OpenMode,
-    Request, //
+use crate::{
+    blk::{
+        self,
+        BlkError,
+        BlockDevice,
+        DiskRef,
+        IterDir,
+        OpenMode,
+        ReqOp,
+        Request, //
+    },
+    file::BackingFile,
+    loop_uapi::*,
+    sys,
 };
-use crate::{loop_uapi::*, sys};
 use kernel::{
-    new_mutex,
+    bindings, new_mutex, new_spinlock_irq,
     prelude::*,
     sync::{
         atomic::{
@@ -23,7 +39,18 @@ use kernel::{
             Relaxed,
             Release, //
         },
-        Mutex,
+        global_lock, Arc, ArcBorrow, Mutex, MutexGuard, SetOnce, SpinLockIrq,
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    workqueue::{
+        self,
+        impl_has_work,
+        new_work,
+        Work,
+        WorkItem, //
     },
 };
 
@@ -52,31 +79,188 @@ impl State {
     }
 }
 
-/// Configuration of a device, guarded by `lo_mutex`.
-#[derive(Default)]
-pub(crate) struct Config {}
+global_lock! {
+    // SAFETY: `init_locks` runs in module init before any other use.
+    /// Serialises backing-file validation against loop chains (`loop_validate_mutex`).
+    unsafe(uninit) static LOOP_VALIDATE: Mutex<()> = ();
+}
+
+/// Initialises the driver-wide locks; called once from module init.
+pub(crate) fn init_locks() {
+    // SAFETY: Called once, before any other use of `LOOP_VALIDATE`.
+    unsafe { LOOP_VALIDATE.init() };
+}
+
+/// A unique address identifying loop as the holder of a block-device claim.
+static CLAIM_HOLDER: u8 = 0;
+
+/// What the I/O path needs of the configuration. Immutable: a change installs a new one, with
+/// the queue frozen or the device unbound, so a worker's snapshot never changes under it.
+pub(crate) struct IoConfig {
+    file: BackingFile,
+    offset: u64,
+    read_only: bool,
+}
+
+/// The configuration of a device, guarded by `lo_mutex`.
+pub(crate) struct Config {
+    offset: u64,
+    sizelimit: u64,
+    flags: u32,
+    file_name: [u8; LO_NAME_SIZE],
+    /// The backing file while bound.
+    file: Option<BackingFile>,
+    /// The backing mapping's allocation mask before loop restricted it.
+    old_gfp_mask: u32,
+    /// Whether the `loop/` sysfs group was created.
+    sysfs_inited: bool,
+    /// A reference on this module while bound.
+    module_ref: Option<sys::ModuleRef>,
+}
+
+impl Config {
+    fn new() -> Self {
+        Self {
+            offset: 0,
+            sizelimit: 0,
+            flags: 0,
+            file_name: [0; LO_NAME_SIZE],
+            file: None,
+            old_gfp_mask: 0,
+            sysfs_inited: false,
+            module_ref: None,
+        }
+    }
+}
+
+/// Requests waiting for the worker, and the configuration they run with.
+struct Pending {
+    rqs: KVec<Request<LoopDevice>>,
+    io: Option<Arc<IoConfig>>,
+}
+
+/// The per-request driver data (`struct loop_cmd`).
+pub(crate) struct LoopCmd {
+    /// The result for `complete`: bytes transferred or a negative errno.
+    ret: Atomic<i64>,
+}
+
+impl Default for LoopCmd {
+    fn default() -> Self {
+        Self {
+            ret: Atomic::new(0),
+        }
+    }
+}
+
+/// A workqueue owned by one device (`alloc_workqueue("loop%d")`), destroyed on drop.
+///
+/// # Invariants
+///
+/// `0` is a live workqueue owned by this value.
+struct OwnedQueue(core::ptr::NonNull<bindings::workqueue_struct>);
+
+// SAFETY: Workqueues may be used and destroyed from any thread.
+unsafe impl Send for OwnedQueue {}
+// SAFETY: `&OwnedQueue` only enqueues and flushes, which the workqueue synchronises.
+unsafe impl Sync for OwnedQueue {}
+
+impl OwnedQueue {
+    fn new(number: u32) -> Result<Self> {
+        // SAFETY: The format string is static and takes one int argument.
+        let wq = unsafe {
+            bindings::alloc_workqueue_noprof(
+                c"loop%d".as_char_ptr(),
+                bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_FREEZABLE,
+                0,
+                number as i32,
+            )
+        };
+        // INVARIANT: Non-null means a new workqueue.
+        core::ptr::NonNull::new(wq).map(Self).ok_or(ENOMEM)
+    }
+
+    fn queue(&self) -> &workqueue::Queue {
+        // SAFETY: By the type invariant the workqueue lives as long as `self`.
+        unsafe { workqueue::Queue::from_raw(self.0.as_ptr()) }
+    }
+
+    /// Waits for every queued work item to finish.
+    fn flush(&self) {
+        // SAFETY: The workqueue is live.
+        unsafe { bindings::__flush_workqueue(self.0.as_ptr()) };
+    }
+}
+
+impl Drop for OwnedQueue {
+    fn drop(&mut self) {
+        // SAFETY: The workqueue is live and owned; `LoopDevice::deleted` flushed it, so this
+        // never runs from one of its own work items.
+        unsafe { bindings::destroy_workqueue(self.0.as_ptr()) };
+    }
+}
 
 /// A loop device (`struct loop_device`).
 #[pin_data]
 pub(crate) struct LoopDevice {
     /// The index N of `/dev/loopN`.
     number: u32,
-    /// The [`State`], read without locks in the I/O path and by `LOOP_CTL_GET_FREE`; written
-    /// under `lo_mutex`.
+    /// Minors per device are `1 << part_shift` (module parameter `max_part`).
+    part_shift: u32,
+    /// The [`State`]. Written under `lo_mutex`; read without locks by the I/O path and
+    /// `LOOP_CTL_GET_FREE`, with acquire ordering against the configuration published
+    /// before it.
     state: Atomic<i32>,
     /// Serialises configuration changes (`lo_mutex`).
     #[pin]
     lo_mutex: Mutex<Config>,
+    /// The backing file as sysfs shows it (`lo_lock`).
+    #[pin]
+    lo_lock: SpinLockIrq<Option<BackingFile>>,
+    /// Copies of `offset`, `sizelimit` and `flags` for the lockless sysfs reads.
+    shown_offset: Atomic<u64>,
+    shown_sizelimit: Atomic<u64>,
+    shown_flags: Atomic<u32>,
+    /// Requests from `queue_rq` for the worker (`lo_work_lock` and `rootcg_cmd_list`).
+    #[pin]
+    pending: SpinLockIrq<Pending>,
+    /// The worker's batch, swapped with `pending.rqs` so that neither allocates.
+    #[pin]
+    batch: Mutex<KVec<Request<LoopDevice>>>,
+    /// The worker (`rootcg_work`).
+    #[pin]
+    work: Work<LoopDevice>,
+    /// The device's workqueue, created on first configure.
+    wq: SetOnce<OwnedQueue>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for LoopDevice { self.work }
 }
 
 impl LoopDevice {
-    /// A new unbound device with index `number`.
-    pub(crate) fn new(number: u32) -> impl PinInit<Self> {
-        pin_init!(Self {
-            number,
-            state: Atomic::new(State::Unbound as i32),
-            lo_mutex <- new_mutex!(Config::default()),
-        })
+    /// A new unbound device with index `number`, for a queue of `depth` tags.
+    pub(crate) fn new(number: u32, part_shift: u32, depth: u32) -> Result<Arc<Self>> {
+        // At most `depth` requests are owned by the driver at a time, so these never grow.
+        let rqs = KVec::with_capacity(depth as usize, GFP_KERNEL)?;
+        let batch = KVec::with_capacity(depth as usize, GFP_KERNEL)?;
+        Arc::pin_init(
+            try_pin_init!(Self {
+                number,
+                part_shift,
+                state: Atomic::new(State::Unbound as i32),
+                lo_mutex <- new_mutex!(Config::new()),
+                lo_lock <- new_spinlock_irq!(None),
+                shown_offset: Atomic::new(0),
+                shown_sizelimit: Atomic::new(0),
+                shown_flags: Atomic::new(0),
+                pending <- new_spinlock_irq!(Pending { rqs, io: None }),
+                batch <- new_mutex!(batch),
+                work <- new_work!("loop::work"),
+                wq: SetOnce::new(),
+            }),
+            GFP_KERNEL,
+        )
     }
 
     /// The index N of `/dev/loopN`.
@@ -93,53 +277,1005 @@ impl LoopDevice {
         self.state.store(state as i32, Release);
     }
 
+    /// Takes `LOOP_VALIDATE` (if `global`) and then `lo_mutex` (`loop_global_lock_killable`).
+    ///
+    /// The locks are not killable as in C: the kernel crate has no killable mutex.
+    fn global_lock(
+        &self,
+        global: bool,
+    ) -> (
+        Option<kernel::sync::lock::GlobalGuard<LOOP_VALIDATE>>,
+        MutexGuard<'_, Config>,
+    ) {
+        let validate = global.then(|| LOOP_VALIDATE.lock());
+        (validate, self.lo_mutex.lock())
+    }
+
+    /// Copies what sysfs shows out of `cfg`.
+    fn show(&self, cfg: &Config) {
+        self.shown_offset.store(cfg.offset, Relaxed);
+        self.shown_sizelimit.store(cfg.sizelimit, Relaxed);
+        self.shown_flags.store(cfg.flags, Relaxed);
+    }
+
+    /// Installs the I/O configuration derived from `cfg`, or none if unbound.
+    ///
+    /// The caller holds `lo_mutex` and has the queue frozen or the device not bound.
+    fn publish_io(&self, cfg: &Config) -> Result {
+        let io = match &cfg.file {
+            Some(file) => Some(Arc::new(
+                IoConfig {
+                    file: file.clone(),
+                    offset: cfg.offset,
+                    read_only: cfg.flags & LO_FLAGS_READ_ONLY != 0,
+                },
+                GFP_KERNEL,
+            )?),
+            None => None,
+        };
+        // The old snapshot is dropped after the lock; it is not the file's last reference
+        // (`cfg` holds one), so this releases no file under `lo_mutex`.
+        let old = core::mem::replace(&mut self.pending.lock().io, io);
+        drop(old);
+        self.show(cfg);
+        Ok(())
+    }
+
     /// Marks the device as being removed if it is unbound and closed (`loop_control_remove`).
     pub(crate) fn start_removal(&self, disk: &DiskRef) -> Result {
-        let _guard = self.lo_mutex.lock();
+        let _cfg = self.lo_mutex.lock();
         if self.state() != State::Unbound || disk.openers() > 0 {
             return Err(EBUSY);
         }
         self.set_state(State::Deleting);
         Ok(())
     }
+
+    // --- Size and limits -------------------------------------------------------------------
+
+    /// The device size in sectors for `file` (`lo_calculate_size`).
+    fn calculate_size(cfg: &Config, file: &BackingFile) -> u64 {
+        let mut size = file.size().saturating_sub(cfg.offset);
+        if cfg.sizelimit > 0 && cfg.sizelimit < size {
+            size = cfg.sizelimit;
+        }
+        size >> 9
+    }
+
+    /// Sets the capacity and tells user space (`loop_set_size`).
+    fn set_size(disk: &DiskRef, sectors: u64) {
+        if !disk.set_capacity_and_notify(sectors) {
+            disk.uevent_change();
+        }
+    }
+
+    /// The block size when none is given (`loop_default_blocksize`).
+    fn default_blocksize(_cfg: &Config) -> u32 {
+        // Direct I/O is not supported yet, so this is always the sector size.
+        sys::SECTOR_SIZE
+    }
+
+    /// Fills the queue limits for the backing file and block size `bsize`
+    /// (`loop_update_limits`; 0 means the default).
+    fn update_limits(
+        cfg: &Config,
+        file: &BackingFile,
+        lim: &mut bindings::queue_limits,
+        bsize: u32,
+    ) {
+        let bsize = if bsize == 0 {
+            Self::default_blocksize(cfg)
+        } else {
+            bsize
+        };
+        let (max_discard_sectors, granularity) = file.discard_config();
+        lim.logical_block_size = bsize;
+        lim.physical_block_size = bsize;
+        lim.io_min = bsize;
+        // `loop_set_dma_limit` without direct I/O.
+        lim.dma_alignment = sys::SECTOR_SIZE - 1;
+        lim.features &= !(blk::BLK_FEAT_WRITE_CACHE | blk::BLK_FEAT_ROTATIONAL);
+        if file.has_fsync() && cfg.flags & LO_FLAGS_READ_ONLY == 0 {
+            lim.features |= blk::BLK_FEAT_WRITE_CACHE;
+        }
+        if file.rotational() {
+            lim.features |= blk::BLK_FEAT_ROTATIONAL;
+        }
+        lim.max_hw_discard_sectors = max_discard_sectors;
+        lim.max_write_zeroes_sectors = max_discard_sectors;
+        lim.discard_granularity = if max_discard_sectors != 0 {
+            granularity
+        } else {
+            0
+        };
+    }
+
+    /// Drops the direct I/O flag if it cannot be honoured (`loop_update_dio`).
+    fn update_dio(cfg: &mut Config) {
+        // The direct I/O path is not implemented yet: never honoured.
+        cfg.flags &= !LO_FLAGS_DIRECT_IO;
+    }
+
+    // --- Backing file validation -----------------------------------------------------------
+
+    /// Refuses loops back to `bdev` through a chain of loop devices, and backing files that
+    /// are neither regular files nor block devices (`loop_validate_file`).
+    ///
+    /// The caller holds `LOOP_VALIDATE` if `file` is a loop device.
+    fn validate_file(file: &BackingFile, bdev: &BlockDevice) -> Result {
+        let mut f = file.clone();
+        while let Some(rdev) = f.loop_device() {
+            if rdev == bdev.dev() {
+                return Err(EBADF);
+            }
+            let next = {
+                // SAFETY: `f` is an open block-device file, which keeps its bdev alive while
+                // `l` is used.
+                let l =
+                    unsafe { blk::device_of_bdev::<LoopDevice>(f.backing_bdev()) }.ok_or(EINVAL)?;
+                if l.state() != State::Bound {
+                    return Err(EINVAL);
+                }
+                // The state was read with acquire ordering, so the backing file published
+                // before `Bound` is visible.
+                l.lo_lock.lock().clone().ok_or(EINVAL)?
+            };
+            f = next;
+        }
+        if !file.is_reg_or_blk() {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Takes `file` as backing file (`loop_assign_backing_file`).
+    fn assign_backing_file(&self, cfg: &mut Config, file: BackingFile) {
+        cfg.old_gfp_mask = file.gfp_mask();
+        file.set_gfp_mask(cfg.old_gfp_mask & !sys::GFP_IO_FS);
+        if file.o_direct() {
+            cfg.flags |= LO_FLAGS_DIRECT_IO;
+        }
+        *self.lo_lock.lock() = Some(file.clone());
+        cfg.file = Some(file);
+    }
+
+    /// Switches a read-only device to another file of the same size (`loop_change_fd`).
+    fn change_fd(&self, bdev: &BlockDevice, fd: u32) -> Result {
+        let disk = bdev.disk();
+        let file = BackingFile::fget(fd)?;
+        file.check()?;
+        disk.suppress_uevents(true);
+        let result = self.change_fd_locked(bdev, file);
+        disk.suppress_uevents(false);
+        if let Ok(true) = result {
+            if let Err(e) = disk.reread_partitions() {
+                self.warn_partscan(e);
+            }
+        }
+        disk.uevent_change();
+        result.map(|_| ())
+    }
+
+    /// The part of `change_fd` under the locks; returns whether to rescan partitions.
+    fn change_fd_locked(&self, bdev: &BlockDevice, file: BackingFile) -> Result<bool> {
+        let disk = bdev.disk();
+        let is_loop = file.loop_device().is_some();
+        let (validate, mut cfg) = self.global_lock(is_loop);
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        if cfg.flags & LO_FLAGS_READ_ONLY == 0 {
+            return Err(EINVAL);
+        }
+        Self::validate_file(&file, bdev)?;
+        let old = cfg.file.clone().ok_or(ENXIO)?;
+        if Self::calculate_size(&cfg, &file) != Self::calculate_size(&cfg, &old) {
+            return Err(EINVAL);
+        }
+        // We might switch to direct I/O: write back dirty data now.
+        let _ = file.fsync();
+        disk.force_media_change();
+        {
+            let _frozen = disk.queue().freeze();
+            old.set_gfp_mask(cfg.old_gfp_mask);
+            self.assign_backing_file(&mut cfg, file);
+            Self::update_dio(&mut cfg);
+            self.publish_io(&cfg)?;
+        }
+        let partscan = cfg.flags & LO_FLAGS_PARTSCAN != 0;
+        drop(cfg);
+        drop(validate);
+        // Flush `validate_file` walks that may still look at the old file before releasing
+        // it, unless we held the lock ourselves.
+        if !is_loop {
+            drop(LOOP_VALIDATE.lock());
+        }
+        // The old file is released here, outside `lo_mutex`.
+        drop(old);
+        Ok(partscan)
+    }
+
+    // --- Configure and clear ---------------------------------------------------------------
+
+    /// Checks and applies the offset, size limit and name of `info`
+    /// (`loop_set_status_from_info`).
+    fn set_status_from_info(cfg: &mut Config, info: &LoopInfo64) -> Result {
+        if info.lo_encrypt_key_size > LO_KEY_SIZE as u32 {
+            return Err(EINVAL);
+        }
+        match info.lo_encrypt_type {
+            LO_CRYPT_NONE => {}
+            LO_CRYPT_XOR => {
+                pr_warn!("support for the xor transformation has been removed.\n");
+                return Err(EINVAL);
+            }
+            LO_CRYPT_CRYPTOAPI => {
+                pr_warn!("support for cryptoloop has been removed.  Use dm-crypt instead.\n");
+                return Err(EINVAL);
+            }
+            _ => return Err(EINVAL),
+        }
+        if info.lo_offset > i64::MAX as u64 || info.lo_sizelimit > i64::MAX as u64 {
+            return Err(EOVERFLOW);
+        }
+        cfg.offset = info.lo_offset;
+        cfg.sizelimit = info.lo_sizelimit;
+        cfg.file_name = info.lo_file_name;
+        cfg.file_name[LO_NAME_SIZE - 1] = 0;
+        Ok(())
+    }
+
+    /// Binds the device to a backing file (`loop_configure`).
+    fn configure(&self, bdev: &BlockDevice, mode: OpenMode, config: &LoopConfig) -> Result {
+        let file = BackingFile::fget(config.fd)?;
+        file.check()?;
+        let is_loop = file.loop_device().is_some();
+        // Safe: the opener of the device holds a module reference.
+        let module_ref = sys::ModuleRef::get();
+        // Upgrade to an exclusive claim so the device does not change under an exclusive
+        // owner.
+        let claim = bdev.claim(mode, &CLAIM_HOLDER)?;
+        let disk = bdev.disk();
+
+        let (validate, mut cfg) = self.global_lock(is_loop);
+        if self.state() != State::Unbound {
+            return Err(EBUSY);
+        }
+        Self::validate_file(&file, bdev)?;
+        if config.info.lo_flags & !LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        Self::set_status_from_info(&mut cfg, &config.info)?;
+        cfg.flags = config.info.lo_flags;
+        if !file.writable() || !mode.write() || !file.has_write_iter() {
+            cfg.flags |= LO_FLAGS_READ_ONLY;
+        }
+        if self.wq.as_ref().is_none() {
+            // Only this path populates it, under `lo_mutex`.
+            let _ = self.wq.populate(OwnedQueue::new(self.number)?);
+        }
+
+        disk.suppress_uevents(true);
+        disk.force_media_change();
+        disk.set_read_only(cfg.flags & LO_FLAGS_READ_ONLY != 0);
+        self.assign_backing_file(&mut cfg, file.clone());
+
+        let mut lim = disk.queue().start_limits_update();
+        Self::update_limits(&cfg, &file, &mut lim.lim, config.block_size);
+        // No need to freeze the queue: the device is not bound yet.
+        if let Err(e) = lim.commit().and_then(|()| self.publish_io(&cfg)) {
+            // Undo the assignment (C leaves it behind).
+            file.set_gfp_mask(cfg.old_gfp_mask);
+            *self.lo_lock.lock() = None;
+            let old = cfg.file.take();
+            *cfg = Config::new();
+            let _ = self.publish_io(&cfg);
+            disk.suppress_uevents(false);
+            drop(cfg);
+            drop(validate);
+            drop(old);
+            return Err(e);
+        }
+        // We might switch to direct I/O: write back dirty data now.
+        let _ = file.fsync();
+        Self::update_dio(&mut cfg);
+        cfg.sysfs_inited = disk.add_group(&crate::sysfs::LOOP_GROUP).is_ok();
+        Self::set_size(disk, Self::calculate_size(&cfg, &file));
+
+        if self.part_shift != 0 {
+            cfg.flags |= LO_FLAGS_PARTSCAN;
+        }
+        let partscan = cfg.flags & LO_FLAGS_PARTSCAN != 0;
+        cfg.module_ref = Some(module_ref);
+        self.publish_io(&cfg)?;
+        // Everything above is published before the state says so (C's `wmb()`).
+        self.set_state(State::Bound);
+        if partscan {
+            disk.suppress_part_scan(false);
+        }
+        disk.suppress_uevents(false);
+        disk.uevent_change();
+        drop(cfg);
+        drop(validate);
+        if partscan {
+            if let Err(e) = disk.reread_partitions() {
+                self.warn_partscan(e);
+            }
+        }
+        drop(claim);
+        Ok(())
+    }
+
+    fn warn_partscan(&self, e: Error) {
+        pr_warn!(
+            "partition scan of loop{} failed (rc={})\n",
+            self.number,
+            e.to_errno()
+        );
+    }
+
+    /// Detaches the backing file on last close (`__loop_clr_fd`).
+    ///
+    /// Called from `release` with the disk's `open_mutex` held and the state `Rundown`,
+    /// which keeps every other configuration path away.
+    fn clr_fd_locked(&self, disk: &DiskRef) {
+        let (file, old_gfp, sysfs_inited, module_ref, io) = {
+            let mut cfg = self.lo_mutex.lock();
+            *self.lo_lock.lock() = None;
+            let io = self.pending.lock().io.take();
+            let file = cfg.file.take();
+            cfg.offset = 0;
+            cfg.sizelimit = 0;
+            cfg.file_name = [0; LO_NAME_SIZE];
+            self.show(&cfg);
+            let sysfs_inited = core::mem::replace(&mut cfg.sysfs_inited, false);
+            (
+                file,
+                cfg.old_gfp_mask,
+                sysfs_inited,
+                cfg.module_ref.take(),
+                io,
+            )
+        };
+        // Reset the block size; no freeze needed as the last release leaves no I/O.
+        let mut lim = disk.queue().start_limits_update();
+        lim.lim.logical_block_size = sys::SECTOR_SIZE;
+        lim.lim.physical_block_size = sys::SECTOR_SIZE;
+        lim.lim.io_min = sys::SECTOR_SIZE;
+        let _ = lim.commit();
+
+        disk.invalidate();
+        if sysfs_inited {
+            disk.remove_group(&crate::sysfs::LOOP_GROUP);
+        }
+        disk.uevent_change();
+        if let Some(file) = &file {
+            file.set_gfp_mask(old_gfp);
+        }
+        drop(module_ref);
+        disk.force_media_change();
+        // Removes every partition, also those added with BLKPG without partscan.
+        if let Err(e) = disk.disk_changed_locked() {
+            self.warn_partscan(e);
+        }
+        {
+            let mut cfg = self.lo_mutex.lock();
+            cfg.flags = 0;
+            self.show(&cfg);
+            if self.part_shift == 0 {
+                disk.suppress_part_scan(true);
+            }
+            self.set_state(State::Unbound);
+        }
+        // The file is released outside `lo_mutex` (`fput` may take `open_mutex`).
+        drop(io);
+        drop(file);
+    }
+
+    /// Marks the device for detach on last close (`loop_clr_fd`).
+    fn clr_fd(&self, disk: &DiskRef) -> Result {
+        // The global lock makes `validate_file` of a concurrent configure see the new state.
+        let (_validate, mut cfg) = self.global_lock(true);
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        cfg.flags |= LO_FLAGS_AUTOCLEAR;
+        self.show(&cfg);
+        if disk.openers() == 1 {
+            self.set_state(State::Rundown);
+        }
+        Ok(())
+    }
+
+    // --- Status ioctls ---------------------------------------------------------------------
+
+    /// `LOOP_SET_STATUS(64)` (`loop_set_status`).
+    fn set_status(&self, disk: &DiskRef, info: &LoopInfo64) -> Result {
+        let mut cfg = self.lo_mutex.lock();
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        let file = cfg.file.clone().ok_or(ENXIO)?;
+        let size_changed = cfg.offset != info.lo_offset || cfg.sizelimit != info.lo_sizelimit;
+        if size_changed {
+            disk.part0().sync();
+            disk.part0().invalidate();
+        }
+        let partscan;
+        {
+            // I/O must drain before the offset or size limit change.
+            let _frozen = disk.queue().freeze();
+            Self::set_status_from_info(&mut cfg, info)?;
+            partscan = cfg.flags & LO_FLAGS_PARTSCAN == 0 && info.lo_flags & LO_FLAGS_PARTSCAN != 0;
+            cfg.flags &= !LOOP_SET_STATUS_CLEARABLE_FLAGS;
+            cfg.flags |= info.lo_flags & LOOP_SET_STATUS_SETTABLE_FLAGS;
+            Self::update_dio(&mut cfg);
+            self.publish_io(&cfg)?;
+        }
+        if partscan {
+            disk.suppress_part_scan(false);
+        }
+        if size_changed {
+            Self::set_size(disk, Self::calculate_size(&cfg, &file));
+        }
+        drop(cfg);
+        drop(file);
+        if partscan {
+            if let Err(e) = disk.reread_partitions() {
+                self.warn_partscan(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// `LOOP_GET_STATUS64` (`loop_get_status`).
+    fn get_status(&self) -> Result<LoopInfo64> {
+        let (mut info, file) = {
+            let cfg = self.lo_mutex.lock();
+            if self.state() != State::Bound {
+                return Err(ENXIO);
+            }
+            let info = LoopInfo64 {
+                lo_device: 0,
+                lo_inode: 0,
+                lo_rdevice: 0,
+                lo_offset: cfg.offset,
+                lo_sizelimit: cfg.sizelimit,
+                lo_number: self.number,
+                lo_encrypt_type: 0,
+                lo_encrypt_key_size: 0,
+                lo_flags: cfg.flags,
+                lo_file_name: cfg.file_name,
+                lo_crypt_name: [0; LO_NAME_SIZE],
+                lo_encrypt_key: [0; LO_KEY_SIZE],
+                lo_init: [0; 2],
+            };
+            (info, cfg.file.clone().ok_or(ENXIO)?)
+        };
+        // Call into the filesystem without `lo_mutex`.
+        let ids = file.ids()?;
+        info.lo_device = sys::huge_encode_dev(ids.dev);
+        info.lo_inode = ids.ino;
+        info.lo_rdevice = sys::huge_encode_dev(ids.rdev);
+        Ok(info)
+    }
+
+    /// `LOOP_SET_CAPACITY` (`loop_set_capacity`).
+    fn set_capacity(&self, disk: &DiskRef) -> Result {
+        let cfg = self.lo_mutex.lock();
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        let file = cfg.file.as_ref().ok_or(ENXIO)?;
+        Self::set_size(disk, Self::calculate_size(&cfg, file));
+        Ok(())
+    }
+
+    /// `LOOP_SET_DIRECT_IO` (`loop_set_dio`).
+    fn set_dio(&self, arg: usize) -> Result {
+        let cfg = self.lo_mutex.lock();
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        let use_dio = arg != 0;
+        if use_dio == (cfg.flags & LO_FLAGS_DIRECT_IO != 0) {
+            return Ok(());
+        }
+        // Direct I/O cannot be used yet: refused, as C refuses when `lo_can_use_dio` fails.
+        Err(EINVAL)
+    }
+
+    /// `LOOP_SET_BLOCK_SIZE` (`loop_set_block_size`).
+    fn set_block_size(&self, bdev: &BlockDevice, mode: OpenMode, arg: usize) -> Result {
+        let _claim = bdev.claim(mode, &CLAIM_HOLDER)?;
+        let disk = bdev.disk();
+        let mut cfg = self.lo_mutex.lock();
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        if disk.queue().logical_block_size() as usize == arg {
+            return Ok(());
+        }
+        let file = cfg.file.clone().ok_or(ENXIO)?;
+        disk.part0().sync();
+        disk.part0().invalidate();
+        let mut lim = disk.queue().start_limits_update();
+        // C passes the argument as `unsigned int`.
+        Self::update_limits(&cfg, &file, &mut lim.lim, arg as u32);
+        let result = {
+            let _frozen = disk.queue().freeze();
+            let r = lim.commit();
+            Self::update_dio(&mut cfg);
+            self.publish_io(&cfg).and(r)
+        };
+        drop(cfg);
+        drop(file);
+        result
+    }
+
+    // --- ioctl dispatch --------------------------------------------------------------------
+
+    fn read_user<T: kernel::transmute::FromBytes>(arg: usize) -> Result<T> {
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+            .reader()
+            .read::<T>()
+    }
+
+    fn write_user<T: kernel::transmute::AsBytes>(arg: usize, value: &T) -> Result {
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+            .writer()
+            .write(value)
+    }
+
+    /// `lo_ioctl`.
+    fn lo_ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
+        let may_write = || mode.write() || sys::capable_sys_admin();
+        match cmd {
+            LOOP_SET_FD => {
+                // Legacy: LOOP_CONFIGURE with defaults and only the descriptor.
+                let config = LoopConfig {
+                    fd: arg as u32,
+                    block_size: 0,
+                    info: info64_zeroed(),
+                    reserved: [0; 8],
+                };
+                self.configure(bdev, mode, &config)?;
+            }
+            LOOP_CONFIGURE => {
+                let config: LoopConfig = Self::read_user(arg)?;
+                self.configure(bdev, mode, &config)?;
+            }
+            LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32)?,
+            LOOP_CLR_FD => self.clr_fd(bdev.disk())?,
+            LOOP_SET_STATUS => {
+                if !may_write() {
+                    return Err(EPERM);
+                }
+                let info: LoopInfo = Self::read_user(arg)?;
+                self.set_status(bdev.disk(), &info64_from_old(&info))?;
+            }
+            LOOP_GET_STATUS => {
+                if arg == 0 {
+                    return Err(EINVAL);
+                }
+                let info = info64_to_old(&self.get_status()?)?;
+                Self::write_user(arg, &info)?;
+            }
+            LOOP_SET_STATUS64 => {
+                if !may_write() {
+                    return Err(EPERM);
+                }
+                let info: LoopInfo64 = Self::read_user(arg)?;
+                self.set_status(bdev.disk(), &info)?;
+            }
+            LOOP_GET_STATUS64 => {
+                if arg == 0 {
+                    return Err(EINVAL);
+                }
+                Self::write_user(arg, &self.get_status()?)?;
+            }
+            LOOP_SET_BLOCK_SIZE => {
+                if !may_write() {
+                    return Err(EPERM);
+                }
+                self.set_block_size(bdev, mode, arg)?;
+            }
+            LOOP_SET_CAPACITY | LOOP_SET_DIRECT_IO if !may_write() => return Err(EPERM),
+            LOOP_SET_CAPACITY => self.set_capacity(bdev.disk())?,
+            LOOP_SET_DIRECT_IO => self.set_dio(arg)?,
+            // `lo_simple_ioctl` takes `lo_mutex` before rejecting unknown commands.
+            _ => {
+                drop(self.lo_mutex.lock());
+                return Err(EINVAL);
+            }
+        }
+        Ok(0)
+    }
+
+    /// `lo_compat_ioctl`.
+    fn lo_compat_ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        // `compat_ptr`: a 32-bit user pointer.
+        let ptr = arg as u32 as usize;
+        match cmd {
+            LOOP_SET_STATUS => {
+                if !mode.write() && !sys::capable_sys_admin() {
+                    return Err(EPERM);
+                }
+                let info: CompatLoopInfo = Self::read_user(ptr)?;
+                self.set_status(bdev.disk(), &info64_from_compat(&info))?;
+                Ok(0)
+            }
+            LOOP_GET_STATUS => {
+                if ptr == 0 {
+                    return Err(EINVAL);
+                }
+                let info = info64_to_compat(&self.get_status()?)?;
+                Self::write_user(ptr, &info)?;
+                Ok(0)
+            }
+            LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
+            | LOOP_CONFIGURE => self.lo_ioctl(bdev, mode, cmd, ptr),
+            LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_BLOCK_SIZE | LOOP_SET_DIRECT_IO => {
+                self.lo_ioctl(bdev, mode, cmd, arg)
+            }
+            _ => Err(ENOIOCTLCMD),
+        }
+    }
+
+    // --- I/O -------------------------------------------------------------------------------
+
+    /// `lo_req_flush`.
+    fn req_flush(io: &IoConfig) -> Result {
+        match io.file.fsync() {
+            Err(e) if e != EINVAL => Err(EIO),
+            r => r,
+        }
+    }
+
+    /// `lo_fallocate`: discard and write-zeroes through the backing file's `fallocate`.
+    fn fallocate(io: &IoConfig, rq: &Request<Self>, pos: u64, mode: i32) -> Result {
+        let mode = mode | sys::FALLOC_FL_KEEP_SIZE;
+        if rq.queue().max_discard_sectors() == 0 {
+            return Err(EOPNOTSUPP);
+        }
+        match io.file.fallocate(mode, pos, u64::from(rq.bytes())) {
+            Ok(()) => Ok(()),
+            Err(e) if e == EOPNOTSUPP => {
+                // The limits were set hoping `fallocate` works; it does not, so stop
+                // advertising the operation (`loop_clear_limits`; unfrozen, as in C).
+                let mut lim = rq.queue().start_limits_update();
+                if mode & sys::FALLOC_FL_ZERO_RANGE != 0 {
+                    lim.lim.max_write_zeroes_sectors = 0;
+                }
+                if mode & sys::FALLOC_FL_PUNCH_HOLE != 0 {
+                    lim.lim.max_hw_discard_sectors = 0;
+                    lim.lim.discard_granularity = 0;
+                }
+                let _ = lim.commit();
+                Err(EOPNOTSUPP)
+            }
+            Err(e) if e == EINVAL => Err(EINVAL),
+            Err(_) => Err(EIO),
+        }
+    }
+
+    /// Reads or writes through the page cache (`lo_rw_aio` without `use_aio`); the result
+    /// goes to `complete` as is.
+    fn rw(io: &IoConfig, rq: &Request<Self>, pos: u64, write: bool) -> i64 {
+        let mut bvecs = KVec::new();
+        let dir = if write {
+            IterDir::Source
+        } else {
+            IterDir::Dest
+        };
+        let mut iter = match rq.iov_iter(dir, &mut bvecs) {
+            Ok(iter) => iter,
+            Err(_) => return -(bindings::EIO as i64),
+        };
+        match io.file.rw_sync(write, pos, rq.ioprio(), &mut iter) {
+            Ok(n) => n as i64,
+            Err(e) => e.to_errno() as i64,
+        }
+    }
+
+    /// Handles one request in the worker (`loop_handle_cmd` and `do_req_filebacked`).
+    fn handle_cmd(io: Option<&IoConfig>, mut rq: Request<Self>) {
+        let op = rq.op();
+        let write = !matches!(op, ReqOp::Read);
+        let ret: Result<i64> = (|| {
+            let io = io.ok_or(EIO)?;
+            if write && io.read_only {
+                return Err(EIO);
+            }
+            // We can block here.
+            rq.clear_nowait();
+            let pos = (rq.pos() << 9).checked_add(io.offset).ok_or(EIO)?;
+            match op {
+                ReqOp::Flush => Self::req_flush(io).map(|()| 0),
+                ReqOp::WriteZeroes => {
+                    let mode = if rq.nounmap() {
+                        sys::FALLOC_FL_ZERO_RANGE
+                    } else {
+                        sys::FALLOC_FL_PUNCH_HOLE
+                    };
+                    Self::fallocate(io, &rq, pos, mode).map(|()| 0)
+                }
+                ReqOp::Discard => {
+                    Self::fallocate(io, &rq, pos, sys::FALLOC_FL_PUNCH_HOLE).map(|()| 0)
+                }
+                // Reads and writes report their own result, errors included.
+                ReqOp::Write => Ok(Self::rw(io, &rq, pos, true)),
+                ReqOp::Read => Ok(Self::rw(io, &rq, pos, false)),
+                ReqOp::Other => Err(EIO),
+            }
+        })();
+        let ret = match ret {
+            Ok(v) => v,
+            Err(e) if e == EOPNOTSUPP => e.to_errno() as i64,
+            Err(_) => -(bindings::EIO as i64),
+        };
+        rq.pdu().ret.store(ret, Relaxed);
+        rq.complete();
+    }
+}
+
+/// A zeroed `loop_info64`.
+fn info64_zeroed() -> LoopInfo64 {
+    LoopInfo64 {
+        lo_device: 0,
+        lo_inode: 0,
+        lo_rdevice: 0,
+        lo_offset: 0,
+        lo_sizelimit: 0,
+        lo_number: 0,
+        lo_encrypt_type: 0,
+        lo_encrypt_key_size: 0,
+        lo_flags: 0,
+        lo_file_name: [0; LO_NAME_SIZE],
+        lo_crypt_name: [0; LO_NAME_SIZE],
+        lo_encrypt_key: [0; LO_KEY_SIZE],
+        lo_init: [0; 2],
+    }
+}
+
+/// `loop_info64_from_old`: the size limit is 0.
+fn info64_from_old(info: &LoopInfo) -> LoopInfo64 {
+    LoopInfo64 {
+        lo_number: info.lo_number as u32,
+        lo_device: info.lo_device as u64,
+        lo_inode: info.lo_inode as u64,
+        lo_rdevice: info.lo_rdevice as u64,
+        lo_offset: info.lo_offset as i64 as u64,
+        lo_encrypt_type: info.lo_encrypt_type as u32,
+        lo_encrypt_key_size: info.lo_encrypt_key_size as u32,
+        lo_flags: info.lo_flags as u32,
+        lo_file_name: info.lo_name,
+        ..info64_zeroed()
+    }
+}
+
+/// `loop_info64_to_old`: `EOVERFLOW` if a value does not fit.
+fn info64_to_old(info: &LoopInfo64) -> Result<LoopInfo> {
+    let old = LoopInfo {
+        lo_number: info.lo_number as i32,
+        _pad0: 0,
+        lo_device: info.lo_device as usize,
+        lo_inode: info.lo_inode as usize,
+        lo_rdevice: info.lo_rdevice as usize,
+        lo_offset: info.lo_offset as i32,
+        lo_encrypt_type: 0,
+        lo_encrypt_key_size: 0,
+        lo_flags: info.lo_flags as i32,
+        lo_name: info.lo_file_name,
+        lo_encrypt_key: [0; LO_KEY_SIZE],
+        lo_init: [0; 2],
+        reserved: [0; 4],
+        _pad1: 0,
+    };
+    if old.lo_device as u64 != info.lo_device
+        || old.lo_rdevice as u64 != info.lo_rdevice
+        || old.lo_inode as u64 != info.lo_inode
+        || old.lo_offset as i64 as u64 != info.lo_offset
+    {
+        return Err(EOVERFLOW);
+    }
+    Ok(old)
+}
+
+/// `loop_info64_from_compat`.
+fn info64_from_compat(info: &CompatLoopInfo) -> LoopInfo64 {
+    LoopInfo64 {
+        lo_number: info.lo_number as u32,
+        lo_device: u64::from(info.lo_device),
+        lo_inode: u64::from(info.lo_inode),
+        lo_rdevice: u64::from(info.lo_rdevice),
+        lo_offset: info.lo_offset as i64 as u64,
+        lo_encrypt_type: info.lo_encrypt_type as u32,
+        lo_encrypt_key_size: info.lo_encrypt_key_size as u32,
+        lo_flags: info.lo_flags as u32,
+        lo_file_name: info.lo_name,
+        ..info64_zeroed()
+    }
+}
+
+/// `loop_info64_to_compat`: `EOVERFLOW` if a value does not fit.
+fn info64_to_compat(info: &LoopInfo64) -> Result<CompatLoopInfo> {
+    let c = CompatLoopInfo {
+        lo_number: info.lo_number as i32,
+        lo_device: info.lo_device as u16,
+        _pad0: 0,
+        lo_inode: info.lo_inode as u32,
+        lo_rdevice: info.lo_rdevice as u16,
+        _pad1: 0,
+        lo_offset: info.lo_offset as i32,
+        lo_encrypt_type: 0,
+        lo_encrypt_key_size: 0,
+        lo_flags: info.lo_flags as i32,
+        lo_name: info.lo_file_name,
+        lo_encrypt_key: [0; LO_KEY_SIZE],
+        lo_init: [0; 2],
+        reserved: [0; 4],
+    };
+    if u64::from(c.lo_device) != info.lo_device
+        || u64::from(c.lo_rdevice) != info.lo_rdevice
+        || u64::from(c.lo_inode) != info.lo_inode
+        || c.lo_offset as i64 as u64 != info.lo_offset
+    {
+        return Err(EOVERFLOW);
+    }
+    Ok(c)
 }
 
 impl blk::Operations for LoopDevice {
-    fn queue_rq(&self, _rq: Request<'_>) -> Result<(), BlkError> {
-        // Same lockless read as C `loop_queue_rq`: a request racing with detach sees either state
-        // and the backing file is only released after the queue is drained.
-        if State::from_raw(self.state.load(Relaxed)) != State::Bound {
-            return Err(EIO.into());
+    type Pdu = LoopCmd;
+
+    /// `loop_queue_rq`. Context: atomic.
+    fn queue_rq(
+        this: ArcBorrow<'_, Self>,
+        rq: Request<Self>,
+    ) -> Result<(), (Request<Self>, BlkError)> {
+        // Same lockless read as C: configuration published before `Bound` is visible.
+        if this.state() != State::Bound {
+            return Err((rq, BlkError::IOERR));
         }
-        // No I/O path yet: a device is never bound in this version.
-        Err(EIO.into())
+        let Some(wq) = this.wq.as_ref() else {
+            return Err((rq, BlkError::IOERR));
+        };
+        if let Err(e) = this.pending.lock().rqs.push_within_capacity(rq) {
+            // Cannot happen (the vector holds a whole queue depth); retry later.
+            return Err((e.0, BlkError::RESOURCE));
+        }
+        // Already queued is fine: the running or pending worker will see the request.
+        let _ = wq.queue().enqueue(Arc::from(this));
+        Ok(())
     }
 
+    /// `lo_complete_rq`. Context: softirq or the completing task.
+    fn complete(mut rq: Request<Self>) {
+        let ret = rq.pdu().ret.load(Relaxed);
+        let bytes = i64::from(rq.bytes());
+        if ret < 0 {
+            rq.end(Err(Error::from_errno(ret as i32).into()));
+        } else if ret == bytes || rq.op() != ReqOp::Read {
+            rq.end(Ok(()));
+        } else if ret > 0 && ret < bytes {
+            // A short read: complete what was read and reissue the rest.
+            rq.pdu().ret.store(0, Relaxed);
+            rq.requeue_rest(ret as u32);
+        } else {
+            // Nothing read (at or past the end of the file): zeroes and an error.
+            rq.zero_fill();
+            rq.end(Err(BlkError::IOERR));
+        }
+    }
+
+    /// `lo_open`.
     fn open(&self, _disk: &DiskRef, _mode: OpenMode) -> Result {
-        let _guard = self.lo_mutex.lock();
+        let _cfg = self.lo_mutex.lock();
         match self.state() {
             State::Deleting | State::Rundown => Err(ENXIO),
             State::Unbound | State::Bound => Ok(()),
         }
     }
 
-    fn release(&self, _disk: &DiskRef) {}
-
-    fn ioctl(&self, _disk: &DiskRef, mode: OpenMode, cmd: u32, _arg: usize) -> Result<i32> {
-        match cmd {
-            // Permission checks as C `lo_ioctl`; the handlers are not implemented yet.
-            LOOP_SET_STATUS | LOOP_SET_STATUS64 | LOOP_SET_CAPACITY | LOOP_SET_DIRECT_IO
-            | LOOP_SET_BLOCK_SIZE
-                if !mode.write() && !sys::capable_sys_admin() =>
-            {
-                Err(EPERM)
+    /// `lo_release`. Context: the disk's `open_mutex` is held.
+    fn release(&self, disk: &DiskRef) {
+        if disk.openers() > 0 {
+            return;
+        }
+        // Clear the backing file on the last close of a device marked for autoclear, or on
+        // which LOOP_CLR_FD was called.
+        let need_clear = {
+            let cfg = self.lo_mutex.lock();
+            if self.state() == State::Bound && cfg.flags & LO_FLAGS_AUTOCLEAR != 0 {
+                self.set_state(State::Rundown);
             }
-            // Unknown commands return EINVAL as in C `lo_simple_ioctl`.
-            _ => Err(EINVAL),
+            self.state() == State::Rundown
+        };
+        if need_clear {
+            self.clr_fd_locked(disk);
         }
     }
 
-    fn compat_ioctl(&self, disk: &DiskRef, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
-        self.ioctl(disk, mode, cmd, arg)
+    fn ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
+        self.lo_ioctl(bdev, mode, cmd, arg)
+    }
+
+    fn compat_ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        self.lo_compat_ioctl(bdev, mode, cmd, arg)
+    }
+
+    fn deleted(&self) {
+        // Let a running worker finish and drop its reference, so that the last reference
+        // (and `destroy_workqueue`) is never dropped from the device's own workqueue.
+        if let Some(wq) = self.wq.as_ref() {
+            wq.flush();
+        }
+    }
+}
+
+impl WorkItem for LoopDevice {
+    type Pointer = Arc<LoopDevice>;
+
+    /// `loop_process_work` for the root worker. Context: process, may sleep.
+    fn run(this: Arc<LoopDevice>) {
+        let _flags = sys::IoTaskFlags::set();
+        let mut batch = this.batch.lock();
+        loop {
+            let io = {
+                let mut pending = this.pending.lock();
+                if pending.rqs.is_empty() {
+                    break;
+                }
+                core::mem::swap(&mut pending.rqs, &mut *batch);
+                pending.io.clone()
+            };
+            for rq in batch.drain_all() {
+                Self::handle_cmd(io.as_deref(), rq);
+                sys::cond_resched();
+            }
+        }
+    }
+}
+
+/// What the `loop/` sysfs attributes show (`loop_attr_*_show`).
+pub(crate) mod show {
+    use super::*;
+
+    /// `backing_file`: the path, or nothing when unbound.
+    pub(crate) fn backing_file(dev: &LoopDevice, page: &mut [u8]) -> Result<usize> {
+        let file = dev.lo_lock.lock().clone();
+        let Some(file) = file else { return Ok(0) };
+        let last = page.len().checked_sub(2).ok_or(EINVAL)?;
+        let n = file.path_into(page.get_mut(..last).ok_or(EINVAL)?)?;
+        *page.get_mut(n).ok_or(EINVAL)? = b'\n';
+        Ok(n + 1)
+    }
+
+    /// `offset`.
+    pub(crate) fn offset(dev: &LoopDevice) -> u64 {
+        dev.shown_offset.load(Relaxed)
+    }
+
+    /// `sizelimit`.
+    pub(crate) fn sizelimit(dev: &LoopDevice) -> u64 {
+        dev.shown_sizelimit.load(Relaxed)
+    }
+
+    /// The effective flags (`autoclear`, `partscan`, `dio`).
+    pub(crate) fn flags(dev: &LoopDevice) -> u32 {
+        dev.shown_flags.load(Relaxed)
     }
 }

@@ -10,11 +10,11 @@
 mod blk;
 mod control;
 mod device;
-// The full UAPI table, including what this version does not use yet.
-#[allow(dead_code)]
+mod file;
 mod loop_uapi;
 mod misc;
 mod sys;
+mod sysfs;
 
 use control::LoopControl;
 use kernel::prelude::*;
@@ -100,6 +100,7 @@ impl kernel::InPlaceModule for RustLoopModule {
         try_pin_init!(Self {
             _params: {
                 let params = params()?;
+                device::init_locks();
                 control::init(params);
                 params
             },
