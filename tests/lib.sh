@@ -68,3 +68,22 @@ assert_eq() {
 
 # The cleanup every test wants: unload the driver even when the test fails.
 trap 'unload_driver >/dev/null 2>&1 || true' EXIT
+
+# new_backing NAME SIZE: creates a sparse backing file in $SCRATCH and prints its path.
+new_backing() {
+	local f="$SCRATCH/$1"
+	rm -f "$f"
+	truncate -s "$2" "$f"
+	echo "$f"
+}
+
+# sysfs_loop DEV ATTR: /sys/block/<dev>/loop/ATTR.
+sysfs_loop() {
+	cat "/sys/block/${1#/dev/}/loop/$2"
+}
+
+# detach DEV: losetup -d and wait until the device is free again.
+detach() {
+	losetup -d "$1"
+	udevadm settle 2>/dev/null || true
+}

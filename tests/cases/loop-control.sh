@@ -17,7 +17,7 @@ udevadm settle
 [ ! -e /sys/block/loop10 ] || fail "loop10 still there after REMOVE"
 expect_errno ENODEV ctl ctl-remove 10
 expect_errno EINVAL ctl ctl-remove -1
-expect_errno ENOSYS ctl 0x4c99
+expect_errno ENOSYS ctl raw 0x4c99
 
 # An open device cannot be removed.
 exec 3</dev/loop1

@@ -2,21 +2,33 @@
 # SPDX-License-Identifier: GPL-2.0
 """Issues raw loop ioctls, for tests that assert exact results and errnos.
 
-Usage: loopioctl.py DEVICE IOCTL [ARG]
-  DEVICE  /dev/loop-control or /dev/loopN
-  IOCTL   a name (ctl-add, ctl-remove, ctl-get-free, set-fd, clr-fd, set-capacity,
-          set-direct-io, set-block-size, get-status64, ...) or a raw number (0x4c99)
-  ARG     an integer argument (default 0)
+Usage: loopioctl.py DEVICE IOCTL [ARGS...] [--ro]
 
-Prints the ioctl's return value and exits 0, or prints the errno name and exits 1.
+  DEVICE   /dev/loop-control or /dev/loopN (opened read-write, or read-only with --ro)
+  IOCTL    one of:
+    ctl-add N | ctl-remove N | ctl-get-free      /dev/loop-control
+    set-fd FILE [--file-ro]                      LOOP_SET_FD with FILE opened rw (or ro)
+    change-fd FILE                               LOOP_CHANGE_FD with FILE opened read-only
+    configure FILE [key=value...]                LOOP_CONFIGURE; keys: bs offset sizelimit
+                                                 flags encrypt_type key_size name file_ro
+                                                 fd (a raw number instead of FILE: use -)
+    clr-fd | set-capacity | set-direct-io N | set-block-size N
+    get-status64 | get-status                    prints key=value lines
+    set-status64 [key=value...]                  keys as for configure
+    set-status [key=value...]                    the legacy struct loop_info
+    raw NUMBER [ARG]                             any ioctl with an integer argument
+    null NUMBER                                  any ioctl with a NULL pointer argument
+
+Prints the ioctl's result and exits 0, or prints the errno name (e.g. EBUSY) and exits 1.
 """
 
 import errno
 import fcntl
 import os
+import struct
 import sys
 
-IOCTLS = {
+LOOP = {
     "set-fd": 0x4C00,
     "clr-fd": 0x4C01,
     "set-status": 0x4C02,
@@ -33,27 +45,108 @@ IOCTLS = {
     "ctl-get-free": 0x4C82,
 }
 
+# struct loop_info64: 3 u64 dev/inode/rdevice, offset, sizelimit, number, encrypt_type,
+# encrypt_key_size, flags, file_name[64], crypt_name[64], encrypt_key[32], init[2] u64.
+INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
+# struct loop_info (x86_64): number, pad, device, inode, rdevice (unsigned long), offset,
+# encrypt_type, encrypt_key_size, flags, name[64], encrypt_key[32], init[2] ulong,
+# reserved[4], pad.
+INFO = struct.Struct("=i4xQQQiiii64s32sQQ4s4x")
+assert INFO64.size == 232 and INFO.size == 168
+
+
+def kv(args):
+    out = {}
+    for a in args:
+        k, _, v = a.partition("=")
+        out[k] = v
+    return out
+
+
+def num(d, k, default=0):
+    return int(d.get(k, default), 0)
+
+
+def pack_info64(d):
+    return INFO64.pack(0, 0, 0, num(d, "offset"), num(d, "sizelimit"), 0,
+                       num(d, "encrypt_type"), num(d, "key_size"), num(d, "flags"),
+                       d.get("name", "").encode(), b"", b"", 0, 0)
+
+
+def pack_info(d):
+    return INFO.pack(0, 0, 0, 0, num(d, "offset"), num(d, "encrypt_type"),
+                     num(d, "key_size"), num(d, "flags"), d.get("name", "").encode(), b"",
+                     0, 0, b"")
+
+
+def show(fields, names):
+    for n, v in zip(names, fields):
+        if isinstance(v, bytes):
+            v = v.rstrip(b"\0").decode(errors="replace")
+        print(f"{n}={v}")
+
+
+def run(argv):
+    ro = "--ro" in argv
+    argv = [a for a in argv if a != "--ro"]
+    dev, name, rest = argv[1], argv[2], argv[3:]
+    fd = os.open(dev, os.O_RDONLY if ro else os.O_RDWR)
+    try:
+        if name in ("ctl-add", "ctl-remove", "set-direct-io", "set-block-size"):
+            return fcntl.ioctl(fd, LOOP[name], int(rest[0], 0))
+        if name in ("ctl-get-free", "clr-fd", "set-capacity"):
+            return fcntl.ioctl(fd, LOOP[name], 0)
+        if name == "raw":
+            return fcntl.ioctl(fd, int(rest[0], 0), int(rest[1], 0) if len(rest) > 1 else 0)
+        if name == "null":
+            return fcntl.ioctl(fd, int(rest[0], 0), 0)
+        if name in ("set-fd", "change-fd"):
+            flags = os.O_RDONLY if name == "change-fd" or "--file-ro" in rest else os.O_RDWR
+            bfd = os.open(rest[0], flags)
+            return fcntl.ioctl(fd, LOOP[name], bfd)
+        if name == "configure":
+            d = kv(rest[1:])
+            if rest[0] == "-":
+                bfd = num(d, "fd")
+            else:
+                bfd = os.open(rest[0], os.O_RDONLY if d.get("file_ro") else os.O_RDWR)
+            arg = struct.pack("=II", bfd, num(d, "bs")) + pack_info64(d) + bytes(64)
+            fcntl.ioctl(fd, LOOP[name], arg)
+            return 0
+        if name == "set-status64":
+            fcntl.ioctl(fd, LOOP[name], pack_info64(kv(rest)))
+            return 0
+        if name == "set-status":
+            fcntl.ioctl(fd, LOOP[name], pack_info(kv(rest)))
+            return 0
+        if name == "get-status64":
+            buf = fcntl.ioctl(fd, LOOP[name], bytes(INFO64.size))
+            show(INFO64.unpack(buf), ["device", "inode", "rdevice", "offset", "sizelimit",
+                                      "number", "encrypt_type", "key_size", "flags",
+                                      "file_name", "crypt_name", "key", "init0", "init1"])
+            return None
+        if name == "get-status":
+            buf = fcntl.ioctl(fd, LOOP[name], bytes(INFO.size))
+            show(INFO.unpack(buf), ["number", "device", "inode", "rdevice", "offset",
+                                    "encrypt_type", "key_size", "flags", "file_name", "key",
+                                    "init0", "init1", "reserved"])
+            return None
+        raise SystemExit(f"unknown ioctl {name}")
+    finally:
+        os.close(fd)
+
 
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
-    dev, name = argv[1], argv[2]
-    cmd = IOCTLS[name] if name in IOCTLS else int(name, 0)
-    arg = int(argv[3], 0) if len(argv) > 3 else 0
     try:
-        fd = os.open(dev, os.O_RDONLY)
-    except OSError as e:
-        print(f"open: {errno.errorcode.get(e.errno, e.errno)}")
-        return 1
-    try:
-        ret = fcntl.ioctl(fd, cmd, arg)
+        ret = run(argv)
     except OSError as e:
         print(errno.errorcode.get(e.errno, str(e.errno)))
         return 1
-    finally:
-        os.close(fd)
-    print(ret)
+    if ret is not None:
+        print(ret)
     return 0
 
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# 200 attach/detach cycles; opening and closing an unbound device stays cheap.
+. "$(dirname "$0")/../lib.sh"
+
+load_driver
+f=$(new_backing cycle.img 4M)
+for i in $(seq 200); do
+	dev=$(losetup -f --show "$f") || fail "attach $i"
+	losetup -d "$dev" || fail "detach $i"
+done
+udevadm settle
+assert_eq "" "$(losetup -a)" "devices left"
+python3 - <<'PY' || fail "open/close of an unbound device"
+import os
+for _ in range(5000):
+    os.close(os.open("/dev/loop3", os.O_RDONLY))
+PY
