@@ -674,8 +674,9 @@ impl DiskRef {
 
     /// Suppresses or allows uevents of the disk (`dev_set_uevent_suppress`).
     pub(crate) fn suppress_uevents(&self, suppress: bool) {
-        // SAFETY: The kobject is valid; like C, the bit field is written without a lock by
-        // the only thread reconfiguring the disk (under the driver's device mutex).
+        // SAFETY: The kobject is valid. The bit field shares a word with other kobject state
+        // bits; like C `dev_set_uevent_suppress`, this writes it without a lock, relying on
+        // the device's configuration paths being the only writers while the disk is live.
         unsafe { (*self.kobj()).set_uevent_suppress(suppress as u32) };
     }
 

@@ -31,8 +31,11 @@ use kernel::{
 /// Module-wide settings fixed at load time.
 #[derive(Clone, Copy)]
 pub(crate) struct Params {
-    /// Devices pre-created at load, and the limit for devices created by opening a node.
+    /// Devices pre-created at load, and, if given, the limit for devices created by opening
+    /// a node.
     pub(crate) max_loop: u32,
+    /// Whether `max_loop` was given at load.
+    pub(crate) max_loop_specified: bool,
     /// Minors per device are `1 << part_shift`.
     pub(crate) part_shift: u32,
     /// Tags per device.
@@ -64,12 +67,17 @@ impl Registry {
     fn find(&self, number: u32) -> Result<usize, usize> {
         self.slots.binary_search_by_key(&number, |s| s.number)
     }
+
+    fn slot_mut(&mut self, number: u32) -> Option<&mut Slot> {
+        let pos = self.find(number).ok()?;
+        self.slots.get_mut(pos)
+    }
 }
 
 global_lock! {
     // SAFETY: `init` runs in module init before any other use.
     unsafe(uninit) static LOOP_CTL: Mutex<Registry> = Registry {
-        params: Params { max_loop: 0, part_shift: 0, hw_queue_depth: 1 },
+        params: Params { max_loop: 0, max_loop_specified: false, part_shift: 0, hw_queue_depth: 1 },
         slots: KVec::new(),
     };
 }
@@ -103,8 +111,9 @@ pub(crate) fn add(index: Option<u32>) -> Result<u32> {
                 (next, next as usize)
             }
         };
+        // C gets EINVAL from `add_disk`'s minor check.
         if number >= 1 << (sys::MINORBITS - params.part_shift) {
-            return Err(if index.is_some() { EEXIST } else { ENOSPC });
+            return Err(EINVAL);
         }
         reg.slots
             .insert_within_capacity(
@@ -133,16 +142,17 @@ pub(crate) fn add(index: Option<u32>) -> Result<u32> {
 
     let created = create(number, params);
     let mut reg = LOOP_CTL.lock();
-    let pos = reg.find(number).map_err(|_| EINVAL)?;
     match created {
         Ok(entry) => {
-            let slot = &mut reg.slots[pos];
+            let slot = reg.slot_mut(number).ok_or(EINVAL)?;
             slot.entry = Some(entry);
             slot.visible = true;
             Ok(number)
         }
         Err(e) => {
-            reg.slots.remove(pos)?;
+            if let Ok(pos) = reg.find(number) {
+                reg.slots.remove(pos)?;
+            }
             Err(e)
         }
     }
@@ -174,8 +184,7 @@ fn remove(index: u32) -> Result {
     // Hide the device so that concurrent removals and GET_FREE skip it.
     let entry = {
         let mut reg = LOOP_CTL.lock();
-        let pos = reg.find(index).map_err(|_| ENODEV)?;
-        let slot = &mut reg.slots[pos];
+        let slot = reg.slot_mut(index).ok_or(ENODEV)?;
         match (&slot.entry, slot.visible) {
             (Some(entry), true) => {
                 slot.visible = false;
@@ -186,18 +195,24 @@ fn remove(index: u32) -> Result {
     };
     // Check whether it can go, without the registry lock: as in C, `loop_ctl_mutex` is never
     // held while taking `lo_mutex`.
-    let check = entry.dev.start_removal(entry.disk.as_ref());
-    let mut reg = LOOP_CTL.lock();
-    let pos = reg.find(index).map_err(|_| ENODEV)?;
-    if let Err(e) = check {
-        reg.slots[pos].visible = true;
+    if let Err(e) = entry.dev.start_removal(entry.disk.as_ref()) {
+        if let Some(slot) = LOOP_CTL.lock().slot_mut(index) {
+            slot.visible = true;
+        }
         return Err(e);
     }
-    let slot = reg.slots.remove(pos)?;
-    drop(reg);
-    // The disk is deleted when the last `Arc<Entry>` goes, here, outside the registry lock.
-    drop(slot);
+    // Delete the disk while the hidden slot still reserves the index, as C deletes the disk
+    // before `idr_remove`: a concurrent ADD of this index gets EEXIST, not a clash in sysfs.
+    let last = LOOP_CTL
+        .lock()
+        .slot_mut(index)
+        .and_then(|slot| slot.entry.take());
+    drop(last);
     drop(entry);
+    let mut reg = LOOP_CTL.lock();
+    if let Ok(pos) = reg.find(index) {
+        reg.slots.remove(pos)?;
+    }
     Ok(())
 }
 
@@ -238,12 +253,9 @@ pub(crate) fn remove_all() {
 ///
 /// Called by the block core from process context.
 pub(crate) unsafe extern "C" fn probe(dev: kernel::bindings::dev_t) {
-    let (max_loop, part_shift) = {
-        let reg = LOOP_CTL.lock();
-        (reg.params.max_loop, reg.params.part_shift)
-    };
-    let index = sys::minor(dev) >> part_shift;
-    if max_loop != 0 && index >= max_loop {
+    let params = LOOP_CTL.lock().params;
+    let index = sys::minor(dev) >> params.part_shift;
+    if params.max_loop_specified && params.max_loop != 0 && index >= params.max_loop {
         return;
     }
     let _ = add(Some(index));

@@ -298,27 +298,28 @@ impl LoopDevice {
         self.shown_flags.store(cfg.flags, Relaxed);
     }
 
-    /// Installs the I/O configuration derived from `cfg`, or none if unbound.
+    /// A new I/O configuration. Allocated before a change starts, so that installing it
+    /// cannot fail halfway.
+    fn new_io(file: &BackingFile, offset: u64, flags: u32) -> Result<Arc<IoConfig>> {
+        Ok(Arc::new(
+            IoConfig {
+                file: file.clone(),
+                offset,
+                read_only: flags & LO_FLAGS_READ_ONLY != 0,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// Installs the I/O configuration `io` (none when unbound) and shows `cfg` in sysfs.
     ///
     /// The caller holds `lo_mutex` and has the queue frozen or the device not bound.
-    fn publish_io(&self, cfg: &Config) -> Result {
-        let io = match &cfg.file {
-            Some(file) => Some(Arc::new(
-                IoConfig {
-                    file: file.clone(),
-                    offset: cfg.offset,
-                    read_only: cfg.flags & LO_FLAGS_READ_ONLY != 0,
-                },
-                GFP_KERNEL,
-            )?),
-            None => None,
-        };
-        // The old snapshot is dropped after the lock; it is not the file's last reference
-        // (`cfg` holds one), so this releases no file under `lo_mutex`.
+    fn install_io(&self, cfg: &Config, io: Option<Arc<IoConfig>>) {
+        // The old snapshot is dropped after the lock; it is not its file's last reference
+        // (the caller holds one), so this releases no file under `lo_mutex`.
         let old = core::mem::replace(&mut self.pending.lock().io, io);
         drop(old);
         self.show(cfg);
-        Ok(())
     }
 
     /// Marks the device as being removed if it is unbound and closed (`loop_control_remove`).
@@ -472,6 +473,7 @@ impl LoopDevice {
         if Self::calculate_size(&cfg, &file) != Self::calculate_size(&cfg, &old) {
             return Err(EINVAL);
         }
+        let io = Self::new_io(&file, cfg.offset, cfg.flags)?;
         // We might switch to direct I/O: write back dirty data now.
         let _ = file.fsync();
         disk.force_media_change();
@@ -480,7 +482,7 @@ impl LoopDevice {
             old.set_gfp_mask(cfg.old_gfp_mask);
             self.assign_backing_file(&mut cfg, file);
             Self::update_dio(&mut cfg);
-            self.publish_io(&cfg)?;
+            self.install_io(&cfg, Some(io));
         }
         let partscan = cfg.flags & LO_FLAGS_PARTSCAN != 0;
         drop(cfg);
@@ -497,9 +499,9 @@ impl LoopDevice {
 
     // --- Configure and clear ---------------------------------------------------------------
 
-    /// Checks and applies the offset, size limit and name of `info`
-    /// (`loop_set_status_from_info`).
-    fn set_status_from_info(cfg: &mut Config, info: &LoopInfo64) -> Result {
+    /// Checks the offset, size limit and encryption of `info` (the checks of
+    /// `loop_set_status_from_info`).
+    fn check_status(info: &LoopInfo64) -> Result {
         if info.lo_encrypt_key_size > LO_KEY_SIZE as u32 {
             return Err(EINVAL);
         }
@@ -518,11 +520,16 @@ impl LoopDevice {
         if info.lo_offset > i64::MAX as u64 || info.lo_sizelimit > i64::MAX as u64 {
             return Err(EOVERFLOW);
         }
+        Ok(())
+    }
+
+    /// Applies the offset, size limit and name of a checked `info` (the rest of
+    /// `loop_set_status_from_info`).
+    fn apply_status(cfg: &mut Config, info: &LoopInfo64) {
         cfg.offset = info.lo_offset;
         cfg.sizelimit = info.lo_sizelimit;
         cfg.file_name = info.lo_file_name;
         cfg.file_name[LO_NAME_SIZE - 1] = 0;
-        Ok(())
     }
 
     /// Binds the device to a backing file (`loop_configure`).
@@ -545,15 +552,19 @@ impl LoopDevice {
         if config.info.lo_flags & !LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
             return Err(EINVAL);
         }
-        Self::set_status_from_info(&mut cfg, &config.info)?;
-        cfg.flags = config.info.lo_flags;
+        Self::check_status(&config.info)?;
+        let mut flags = config.info.lo_flags;
         if !file.writable() || !mode.write() || !file.has_write_iter() {
-            cfg.flags |= LO_FLAGS_READ_ONLY;
+            flags |= LO_FLAGS_READ_ONLY;
         }
         if self.wq.as_ref().is_none() {
             // Only this path populates it, under `lo_mutex`.
             let _ = self.wq.populate(OwnedQueue::new(self.number)?);
         }
+        let io = Self::new_io(&file, config.info.lo_offset, flags)?;
+        // Nothing changed so far; from here on, changes are undone on failure.
+        Self::apply_status(&mut cfg, &config.info);
+        cfg.flags = flags;
 
         disk.suppress_uevents(true);
         disk.force_media_change();
@@ -563,13 +574,12 @@ impl LoopDevice {
         let mut lim = disk.queue().start_limits_update();
         Self::update_limits(&cfg, &file, &mut lim.lim, config.block_size);
         // No need to freeze the queue: the device is not bound yet.
-        if let Err(e) = lim.commit().and_then(|()| self.publish_io(&cfg)) {
+        if let Err(e) = lim.commit() {
             // Undo the assignment (C leaves it behind).
             file.set_gfp_mask(cfg.old_gfp_mask);
             *self.lo_lock.lock() = None;
             let old = cfg.file.take();
             *cfg = Config::new();
-            let _ = self.publish_io(&cfg);
             disk.suppress_uevents(false);
             drop(cfg);
             drop(validate);
@@ -587,7 +597,7 @@ impl LoopDevice {
         }
         let partscan = cfg.flags & LO_FLAGS_PARTSCAN != 0;
         cfg.module_ref = Some(module_ref);
-        self.publish_io(&cfg)?;
+        self.install_io(&cfg, Some(io));
         // Everything above is published before the state says so (C's `wmb()`).
         self.set_state(State::Bound);
         if partscan {
@@ -701,16 +711,18 @@ impl LoopDevice {
             disk.part0().sync();
             disk.part0().invalidate();
         }
+        Self::check_status(info)?;
+        let io = Self::new_io(&file, info.lo_offset, cfg.flags)?;
         let partscan;
         {
             // I/O must drain before the offset or size limit change.
             let _frozen = disk.queue().freeze();
-            Self::set_status_from_info(&mut cfg, info)?;
+            Self::apply_status(&mut cfg, info);
             partscan = cfg.flags & LO_FLAGS_PARTSCAN == 0 && info.lo_flags & LO_FLAGS_PARTSCAN != 0;
             cfg.flags &= !LOOP_SET_STATUS_CLEARABLE_FLAGS;
             cfg.flags |= info.lo_flags & LOOP_SET_STATUS_SETTABLE_FLAGS;
             Self::update_dio(&mut cfg);
-            self.publish_io(&cfg)?;
+            self.install_io(&cfg, Some(io));
         }
         if partscan {
             disk.suppress_part_scan(false);
@@ -806,7 +818,8 @@ impl LoopDevice {
             let _frozen = disk.queue().freeze();
             let r = lim.commit();
             Self::update_dio(&mut cfg);
-            self.publish_io(&cfg).and(r)
+            self.show(&cfg);
+            r
         };
         drop(cfg);
         drop(file);
@@ -987,7 +1000,8 @@ impl LoopDevice {
     /// Handles one request in the worker (`loop_handle_cmd` and `do_req_filebacked`).
     fn handle_cmd(io: Option<&IoConfig>, mut rq: Request<Self>) {
         let op = rq.op();
-        let write = !matches!(op, ReqOp::Read);
+        // `op_is_write`: a flush is not a write.
+        let write = matches!(op, ReqOp::Write | ReqOp::Discard | ReqOp::WriteZeroes);
         let ret: Result<i64> = (|| {
             let io = io.ok_or(EIO)?;
             if write && io.read_only {
@@ -1044,7 +1058,7 @@ fn info64_zeroed() -> LoopInfo64 {
     }
 }
 
-/// `loop_info64_from_old`: the size limit is 0.
+/// `loop_info64_from_old`: the size limit and the encryption fields are 0.
 fn info64_from_old(info: &LoopInfo) -> LoopInfo64 {
     LoopInfo64 {
         lo_number: info.lo_number as u32,
@@ -1052,8 +1066,6 @@ fn info64_from_old(info: &LoopInfo) -> LoopInfo64 {
         lo_inode: info.lo_inode as u64,
         lo_rdevice: info.lo_rdevice as u64,
         lo_offset: info.lo_offset as i64 as u64,
-        lo_encrypt_type: info.lo_encrypt_type as u32,
-        lo_encrypt_key_size: info.lo_encrypt_key_size as u32,
         lo_flags: info.lo_flags as u32,
         lo_file_name: info.lo_name,
         ..info64_zeroed()
@@ -1088,7 +1100,7 @@ fn info64_to_old(info: &LoopInfo64) -> Result<LoopInfo> {
     Ok(old)
 }
 
-/// `loop_info64_from_compat`.
+/// `loop_info64_from_compat`: the size limit and the encryption fields are 0.
 fn info64_from_compat(info: &CompatLoopInfo) -> LoopInfo64 {
     LoopInfo64 {
         lo_number: info.lo_number as u32,
@@ -1096,8 +1108,6 @@ fn info64_from_compat(info: &CompatLoopInfo) -> LoopInfo64 {
         lo_inode: u64::from(info.lo_inode),
         lo_rdevice: u64::from(info.lo_rdevice),
         lo_offset: info.lo_offset as i64 as u64,
-        lo_encrypt_type: info.lo_encrypt_type as u32,
-        lo_encrypt_key_size: info.lo_encrypt_key_size as u32,
         lo_flags: info.lo_flags as u32,
         lo_file_name: info.lo_name,
         ..info64_zeroed()

@@ -28,7 +28,8 @@ module! {
     license: "GPL",
     params: {
         max_loop: i32 {
-            default: 8,
+            // A value no user passes stands for "not given", as C's `max_loop_specified`.
+            default: i32::MIN,
             description: "Maximum number of loop devices",
         },
         max_part: i32 {
@@ -66,7 +67,7 @@ struct RustLoopModule {
 /// Validates the module parameters as C `loop_init` and the `hw_queue_depth` setter do.
 fn params() -> Result<control::Params> {
     let max_part = module_parameters::max_part.value();
-    let max_loop = module_parameters::max_loop.value();
+    let given = module_parameters::max_loop.value();
     let depth = module_parameters::hw_queue_depth.value();
     if depth < 1 {
         pr_err!("hw_queue_depth must be at least 1, not {depth}\n");
@@ -82,6 +83,9 @@ fn params() -> Result<control::Params> {
         pr_err!("max_part {max_part} is too large\n");
         return Err(EINVAL);
     }
+    // Without the parameter, CONFIG_BLK_DEV_LOOP_MIN_COUNT devices and no limit.
+    let max_loop_specified = given != i32::MIN;
+    let max_loop = if max_loop_specified { given } else { 8 };
     // C compares as unsigned long, so a negative max_loop fails too.
     let max_loop = u32::try_from(max_loop).map_err(|_| EINVAL)?;
     if max_loop > 1 << (sys::MINORBITS - part_shift) {
@@ -90,8 +94,10 @@ fn params() -> Result<control::Params> {
     }
     Ok(control::Params {
         max_loop,
+        max_loop_specified,
         part_shift,
-        hw_queue_depth: depth as u32,
+        // blk-mq caps the depth at BLK_MQ_MAX_DEPTH.
+        hw_queue_depth: (depth as u32).min(10240),
     })
 }
 
