@@ -1,39 +1,52 @@
 # SPDX-License-Identifier: GPL-2.0
-# rust_loop: see README.md. `make` builds rust_loop.ko against the cached test kernel, or
-# against any Rust-enabled kernel build tree given as KDIR=...
+# rust_loop: see README.md.
+#
+#   make                 build rust_loop.ko against the cached test kernel (debug flavour;
+#                        KERNEL_FLAVOUR=release for the other), copied to ./rust_loop.ko
+#   make KDIR=/path      build against any Rust-enabled kernel build tree (make -C KDIR M=.)
+#   make CLIPPY=1        the same with clippy
+#   make run / check     the README's two commands
+#   make fmt             rustfmt the sources with the kernel's .rustfmt.toml
 
 KERNEL_FLAVOUR ?= debug
-KDIR ?= $(shell scripts/build-kernel --print-dir $(KERNEL_FLAVOUR))
 LLVM ?= -19
 
 .PHONY: all modules clean setup kernel run check bench fmt fmt-check
 
 all: modules
 
+ifeq ($(KDIR),)
+modules:
+	@ko=$$(scripts/build-module $(KERNEL_FLAVOUR)) && cp "$$ko" rust_loop.ko && echo "built $$ko"
+else
 modules:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) W=e $(if $(CLIPPY),CLIPPY=1) modules
+endif
 
 clean:
-	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) clean
-
-# The test kernel (cached), for `make KDIR=` users who want ours.
-kernel:
-	scripts/setup
-	scripts/build-kernel $(KERNEL_FLAVOUR)
+	rm -f rust_loop.ko
+	$(if $(KDIR),$(MAKE) -C $(KDIR) M=$(CURDIR) clean)
 
 setup:
 	scripts/setup
+
+# The test kernel (cached).
+kernel:
+	scripts/setup
+	scripts/build-kernel $(KERNEL_FLAVOUR)
 
 # Fresh machine: set-up, kernel, module, and a demo in the VM.
 run:
 	scripts/run-demo
 
-# The whole test suite in the VM (debug kernel); last line "N passed, N failed".
+# The whole test suite in the VM (debug kernel); last line "N passed, N failed, N skipped".
 check:
 	scripts/check
 
+RUSTFMT_CONFIG = $(shell . scripts/lib.sh && echo "$$(ksrc_dir)/.rustfmt.toml")
+
 fmt:
-	rustfmt --edition 2021 --config-path $(KDIR)/source/.rustfmt.toml *.rs
+	rustfmt --edition 2021 --config-path $(RUSTFMT_CONFIG) *.rs
 
 fmt-check:
-	rustfmt --check --edition 2021 --config-path $(KDIR)/source/.rustfmt.toml *.rs
+	rustfmt --check --edition 2021 --config-path $(RUSTFMT_CONFIG) *.rs
