@@ -243,8 +243,12 @@ pub(crate) fn remove_all() {
                 None => break,
             }
         };
+        // Deletes the disk outside the registry lock.
         drop(slot);
     }
+    // Statics are not dropped at module unload: free the vector's buffer now.
+    let slots = core::mem::take(&mut LOOP_CTL.lock().slots);
+    drop(slots);
 }
 
 /// Called when a node `7:minor` without a device is opened (`loop_probe`).

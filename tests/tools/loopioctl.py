@@ -64,7 +64,7 @@ def kv(args):
 
 
 def num(d, k, default=0):
-    return int(d.get(k, default), 0)
+    return int(str(d.get(k, default)), 0)
 
 
 def pack_info64(d):
