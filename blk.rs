@@ -291,6 +291,30 @@ impl<T: Operations> Request<T> {
         })
     }
 
+    /// Gives up ownership while the request is in flight elsewhere (an asynchronous kiocb),
+    /// returning its driver data; [`Self::from_pdu`] takes it back.
+    pub(crate) fn into_pdu(self) -> NonNull<T::Pdu> {
+        let rq = ManuallyDrop::new(self);
+        // SAFETY: As in `pdu`; the PDU is never null.
+        unsafe { NonNull::new_unchecked(bindings::blk_mq_rq_to_pdu(rq.raw()).cast()) }
+    }
+
+    /// Takes back a request given up with [`Self::into_pdu`].
+    ///
+    /// # Safety
+    ///
+    /// `pdu` must come from [`Self::into_pdu`] and not have been taken back yet.
+    pub(crate) unsafe fn from_pdu(pdu: NonNull<T::Pdu>) -> Self {
+        // INVARIANT: The caller passes on the ownership `into_pdu` gave up.
+        Self {
+            // SAFETY: The PDU belongs to a request (`blk_mq_rq_from_pdu`), never null.
+            ptr: unsafe {
+                NonNull::new_unchecked(bindings::blk_mq_rq_from_pdu(pdu.as_ptr().cast()))
+            },
+            _p: PhantomData,
+        }
+    }
+
     /// Hands the request to `->complete` on the CPU that submitted it
     /// (`blk_mq_complete_request`).
     pub(crate) fn complete(self) {

@@ -36,11 +36,13 @@ use kernel::{
         atomic::{
             Acquire,
             Atomic,
+            Full,
             Relaxed,
             Release, //
         },
         global_lock, Arc, ArcBorrow, Mutex, MutexGuard, SetOnce, SpinLockIrq,
     },
+    types::Opaque,
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -100,6 +102,38 @@ pub(crate) struct IoConfig {
     file: BackingFile,
     offset: u64,
     read_only: bool,
+    /// Reads and writes use asynchronous direct I/O (`use_aio` in C).
+    dio: bool,
+    /// `IOCB_DSYNC`/`IOCB_SYNC` of an `O_DSYNC`/`O_SYNC` backing file, kept for direct I/O.
+    sync_flags: i32,
+}
+
+/// Why direct I/O was asked for but is not used (shown in `loop/dio_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DioRefusal {
+    /// Direct I/O is used, or was not asked for.
+    None,
+    /// The backing file does not support `O_DIRECT`.
+    NoOdirect,
+    /// The offset is not a multiple of the backing file's direct I/O alignment.
+    Offset { offset: u64, align: u32 },
+    /// The logical block size is smaller than the backing file's direct I/O alignment.
+    BlockSize { block_size: u32, align: u32 },
+}
+
+impl kernel::fmt::Display for DioRefusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::None => f.write_str("none"),
+            Self::NoOdirect => f.write_str("backing file does not support O_DIRECT"),
+            Self::Offset { offset, align } => {
+                write!(f, "offset {offset} not aligned to {align}")
+            }
+            Self::BlockSize { block_size, align } => {
+                write!(f, "logical block size {block_size} smaller than {align}")
+            }
+        }
+    }
 }
 
 /// The configuration of a device, guarded by `lo_mutex`.
@@ -116,6 +150,12 @@ pub(crate) struct Config {
     sysfs_inited: bool,
     /// A reference on this module while bound.
     module_ref: Option<sys::ModuleRef>,
+    /// The backing file's direct I/O offset/size alignment (`lo_min_dio_size`).
+    min_dio_size: u32,
+    /// The backing file's direct I/O memory alignment mask (`lo_dio_mem_align`).
+    dio_mem_align: u32,
+    /// Why direct I/O was dropped, if it was.
+    dio_refusal: DioRefusal,
 }
 
 impl Config {
@@ -129,6 +169,9 @@ impl Config {
             old_gfp_mask: 0,
             sysfs_inited: false,
             module_ref: None,
+            min_dio_size: sys::SECTOR_SIZE,
+            dio_mem_align: sys::SECTOR_SIZE - 1,
+            dio_refusal: DioRefusal::None,
         }
     }
 }
@@ -143,15 +186,50 @@ struct Pending {
 pub(crate) struct LoopCmd {
     /// The result for `complete`: bytes transferred or a negative errno.
     ret: Atomic<i64>,
+    /// Owners of an asynchronous direct I/O: the submitter and the completion (`ref`).
+    refs: Atomic<i32>,
+    /// The asynchronous direct I/O state. Only the owner of the request touches it: the
+    /// worker until it submits, then whichever of submitter and completion drops `refs` to 0.
+    aio: Opaque<AioState>,
+}
+
+/// The kiocb of an asynchronous direct I/O and what must live as long as it.
+struct AioState {
+    iocb: bindings::kiocb,
+    /// The request's bio vectors gathered from several bios (`cmd->bvec`).
+    bvec: KVec<bindings::bio_vec>,
+    /// Keeps the backing file alive until the completion.
+    io: Option<Arc<IoConfig>>,
+    write: bool,
 }
 
 impl Default for LoopCmd {
     fn default() -> Self {
         Self {
             ret: Atomic::new(0),
+            refs: Atomic::new(0),
+            aio: Opaque::new(AioState {
+                iocb: pin_init::zeroed(),
+                bvec: KVec::new(),
+                io: None,
+                write: false,
+            }),
         }
     }
 }
+
+impl Drop for LoopCmd {
+    fn drop(&mut self) {
+        // SAFETY: The request is gone (`exit_request`), so nobody else uses the state.
+        unsafe { core::ptr::drop_in_place(self.aio.get()) };
+    }
+}
+
+// SAFETY: `aio` is only accessed by the current owner of the request (see its doc), and the
+// hand-over between submitter and completion is ordered by `refs`.
+unsafe impl Sync for LoopCmd {}
+// SAFETY: As above; the state holds `Send` data only.
+unsafe impl Send for LoopCmd {}
 
 /// A workqueue owned by one device (`alloc_workqueue("loop%d")`), destroyed on drop.
 ///
@@ -221,6 +299,8 @@ pub(crate) struct LoopDevice {
     shown_offset: Atomic<u64>,
     shown_sizelimit: Atomic<u64>,
     shown_flags: Atomic<u32>,
+    /// When a direct I/O refusal was last logged, in jiffies (rate limit).
+    dio_logged_at: Atomic<u64>,
     /// Requests from `queue_rq` for the worker (`lo_work_lock` and `rootcg_cmd_list`).
     #[pin]
     pending: SpinLockIrq<Pending>,
@@ -254,6 +334,7 @@ impl LoopDevice {
                 shown_offset: Atomic::new(0),
                 shown_sizelimit: Atomic::new(0),
                 shown_flags: Atomic::new(0),
+                dio_logged_at: Atomic::new(0),
                 pending <- new_spinlock_irq!(Pending { rqs, io: None }),
                 batch <- new_mutex!(batch),
                 work <- new_work!("loop::work"),
@@ -306,6 +387,8 @@ impl LoopDevice {
                 file: file.clone(),
                 offset,
                 read_only: flags & LO_FLAGS_READ_ONLY != 0,
+                dio: flags & LO_FLAGS_DIRECT_IO != 0,
+                sync_flags: file.sync_flags(),
             },
             GFP_KERNEL,
         )?)
@@ -350,10 +433,24 @@ impl LoopDevice {
         }
     }
 
-    /// The block size when none is given (`loop_default_blocksize`).
-    fn default_blocksize(_cfg: &Config) -> u32 {
-        // Direct I/O is not supported yet, so this is always the sector size.
-        sys::SECTOR_SIZE
+    /// The block size when none is given (`loop_default_blocksize`): with direct I/O, the
+    /// backing file's minimum.
+    fn default_blocksize(cfg: &Config) -> u32 {
+        if cfg.flags & LO_FLAGS_DIRECT_IO != 0 {
+            cfg.min_dio_size
+        } else {
+            sys::SECTOR_SIZE
+        }
+    }
+
+    /// The DMA alignment: with direct I/O the user's pages go to the backing file as they
+    /// are, so its alignment applies (`loop_set_dma_limit`).
+    fn set_dma_limit(cfg: &Config, lim: &mut bindings::queue_limits) {
+        lim.dma_alignment = if cfg.flags & LO_FLAGS_DIRECT_IO != 0 {
+            cfg.dio_mem_align.max(sys::SECTOR_SIZE - 1)
+        } else {
+            sys::SECTOR_SIZE - 1
+        };
     }
 
     /// Fills the queue limits for the backing file and block size `bsize`
@@ -373,8 +470,7 @@ impl LoopDevice {
         lim.logical_block_size = bsize;
         lim.physical_block_size = bsize;
         lim.io_min = bsize;
-        // `loop_set_dma_limit` without direct I/O.
-        lim.dma_alignment = sys::SECTOR_SIZE - 1;
+        Self::set_dma_limit(cfg, lim);
         lim.features &= !(blk::BLK_FEAT_WRITE_CACHE | blk::BLK_FEAT_ROTATIONAL);
         if file.has_fsync() && cfg.flags & LO_FLAGS_READ_ONLY == 0 {
             lim.features |= blk::BLK_FEAT_WRITE_CACHE;
@@ -391,10 +487,53 @@ impl LoopDevice {
         };
     }
 
-    /// Drops the direct I/O flag if it cannot be honoured (`loop_update_dio`).
-    fn update_dio(cfg: &mut Config) {
-        // The direct I/O path is not implemented yet: never honoured.
-        cfg.flags &= !LO_FLAGS_DIRECT_IO;
+    /// Whether direct I/O can be used with logical block size `lbs` (`lo_can_use_dio`).
+    fn can_use_dio(cfg: &Config, lbs: u32) -> Result<(), DioRefusal> {
+        let file = cfg.file.as_ref().ok_or(DioRefusal::NoOdirect)?;
+        if !file.can_odirect() {
+            return Err(DioRefusal::NoOdirect);
+        }
+        let align = cfg.min_dio_size;
+        if lbs < align {
+            return Err(DioRefusal::BlockSize {
+                block_size: lbs,
+                align,
+            });
+        }
+        if cfg.offset & u64::from(align.wrapping_sub(1)) != 0 {
+            return Err(DioRefusal::Offset {
+                offset: cfg.offset,
+                align,
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops the direct I/O flag if it cannot be honoured with logical block size `lbs`
+    /// (`loop_update_dio`), and says why.
+    fn update_dio(&self, cfg: &mut Config, lbs: u32) {
+        if cfg.flags & LO_FLAGS_DIRECT_IO == 0 {
+            return;
+        }
+        match Self::can_use_dio(cfg, lbs) {
+            Ok(()) => cfg.dio_refusal = DioRefusal::None,
+            Err(why) => {
+                cfg.flags &= !LO_FLAGS_DIRECT_IO;
+                self.refuse_dio(cfg, why);
+            }
+        }
+    }
+
+    /// Records and logs (at most every 5 seconds per device) why direct I/O is not used. C
+    /// loop drops it silently.
+    fn refuse_dio(&self, cfg: &mut Config, why: DioRefusal) {
+        cfg.dio_refusal = why;
+        let now = sys::jiffies();
+        let last = self.dio_logged_at.load(Relaxed);
+        if last == 0 || now.wrapping_sub(last) > 5 * u64::from(bindings::HZ) {
+            self.dio_logged_at.store(now, Relaxed);
+            pr_info!("loop{}: direct I/O not used: {}\n", self.number, why);
+        }
     }
 
     // --- Backing file validation -----------------------------------------------------------
@@ -436,6 +575,7 @@ impl LoopDevice {
         if file.o_direct() {
             cfg.flags |= LO_FLAGS_DIRECT_IO;
         }
+        (cfg.min_dio_size, cfg.dio_mem_align) = file.dio_alignment();
         *self.lo_lock.lock() = Some(file.clone());
         cfg.file = Some(file);
     }
@@ -473,7 +613,9 @@ impl LoopDevice {
         if Self::calculate_size(&cfg, &file) != Self::calculate_size(&cfg, &old) {
             return Err(EINVAL);
         }
-        let io = Self::new_io(&file, cfg.offset, cfg.flags)?;
+        // Both outcomes of the direct I/O decision, allocated before anything changes.
+        let io_dio = Self::new_io(&file, cfg.offset, cfg.flags | LO_FLAGS_DIRECT_IO)?;
+        let io_buf = Self::new_io(&file, cfg.offset, cfg.flags & !LO_FLAGS_DIRECT_IO)?;
         // We might switch to direct I/O: write back dirty data now.
         let _ = file.fsync();
         disk.force_media_change();
@@ -481,7 +623,12 @@ impl LoopDevice {
             let _frozen = disk.queue().freeze();
             old.set_gfp_mask(cfg.old_gfp_mask);
             self.assign_backing_file(&mut cfg, file);
-            Self::update_dio(&mut cfg);
+            self.update_dio(&mut cfg, disk.queue().logical_block_size());
+            let io = if cfg.flags & LO_FLAGS_DIRECT_IO != 0 {
+                io_dio
+            } else {
+                io_buf
+            };
             self.install_io(&cfg, Some(io));
         }
         let partscan = cfg.flags & LO_FLAGS_PARTSCAN != 0;
@@ -561,10 +708,15 @@ impl LoopDevice {
             // Only this path populates it, under `lo_mutex`.
             let _ = self.wq.populate(OwnedQueue::new(self.number)?);
         }
-        let io = Self::new_io(&file, config.info.lo_offset, flags)?;
+        if file.o_direct() {
+            flags |= LO_FLAGS_DIRECT_IO;
+        }
+        let io_dio = Self::new_io(&file, config.info.lo_offset, flags | LO_FLAGS_DIRECT_IO)?;
+        let io_buf = Self::new_io(&file, config.info.lo_offset, flags & !LO_FLAGS_DIRECT_IO)?;
         // Nothing changed so far; from here on, changes are undone on failure.
         Self::apply_status(&mut cfg, &config.info);
         cfg.flags = flags;
+        cfg.dio_refusal = DioRefusal::None;
 
         disk.suppress_uevents(true);
         disk.force_media_change();
@@ -588,7 +740,7 @@ impl LoopDevice {
         }
         // We might switch to direct I/O: write back dirty data now.
         let _ = file.fsync();
-        Self::update_dio(&mut cfg);
+        self.update_dio(&mut cfg, disk.queue().logical_block_size());
         cfg.sysfs_inited = disk.add_group(&crate::sysfs::LOOP_GROUP).is_ok();
         Self::set_size(disk, Self::calculate_size(&cfg, &file));
 
@@ -597,6 +749,11 @@ impl LoopDevice {
         }
         let partscan = cfg.flags & LO_FLAGS_PARTSCAN != 0;
         cfg.module_ref = Some(module_ref);
+        let io = if cfg.flags & LO_FLAGS_DIRECT_IO != 0 {
+            io_dio
+        } else {
+            io_buf
+        };
         self.install_io(&cfg, Some(io));
         // Everything above is published before the state says so (C's `wmb()`).
         self.set_state(State::Bound);
@@ -712,7 +869,8 @@ impl LoopDevice {
             disk.part0().invalidate();
         }
         Self::check_status(info)?;
-        let io = Self::new_io(&file, info.lo_offset, cfg.flags)?;
+        let io_dio = Self::new_io(&file, info.lo_offset, cfg.flags | LO_FLAGS_DIRECT_IO)?;
+        let io_buf = Self::new_io(&file, info.lo_offset, cfg.flags & !LO_FLAGS_DIRECT_IO)?;
         let partscan;
         {
             // I/O must drain before the offset or size limit change.
@@ -721,7 +879,13 @@ impl LoopDevice {
             partscan = cfg.flags & LO_FLAGS_PARTSCAN == 0 && info.lo_flags & LO_FLAGS_PARTSCAN != 0;
             cfg.flags &= !LOOP_SET_STATUS_CLEARABLE_FLAGS;
             cfg.flags |= info.lo_flags & LOOP_SET_STATUS_SETTABLE_FLAGS;
-            Self::update_dio(&mut cfg);
+            // The offset may break direct I/O alignment.
+            self.update_dio(&mut cfg, disk.queue().logical_block_size());
+            let io = if cfg.flags & LO_FLAGS_DIRECT_IO != 0 {
+                io_dio
+            } else {
+                io_buf
+            };
             self.install_io(&cfg, Some(io));
         }
         if partscan {
@@ -783,9 +947,10 @@ impl LoopDevice {
         Ok(())
     }
 
-    /// `LOOP_SET_DIRECT_IO` (`loop_set_dio`).
-    fn set_dio(&self, arg: usize) -> Result {
-        let cfg = self.lo_mutex.lock();
+    /// `LOOP_SET_DIRECT_IO` (`loop_set_dio`): switches with the backing file synced and
+    /// the queue frozen; refuses with EINVAL what the alignment rules forbid.
+    fn set_dio(&self, disk: &DiskRef, arg: usize) -> Result {
+        let mut cfg = self.lo_mutex.lock();
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
@@ -793,8 +958,31 @@ impl LoopDevice {
         if use_dio == (cfg.flags & LO_FLAGS_DIRECT_IO != 0) {
             return Ok(());
         }
-        // Direct I/O cannot be used yet: refused, as C refuses when `lo_can_use_dio` fails.
-        Err(EINVAL)
+        let file = cfg.file.clone().ok_or(ENXIO)?;
+        if use_dio {
+            if let Err(why) = Self::can_use_dio(&cfg, disk.queue().logical_block_size()) {
+                self.refuse_dio(&mut cfg, why);
+                return Err(EINVAL);
+            }
+            // Flush dirty pages before direct I/O bypasses the page cache.
+            let _ = file.fsync();
+        }
+        let flags = cfg.flags ^ LO_FLAGS_DIRECT_IO;
+        let io = Self::new_io(&file, cfg.offset, flags)?;
+        // Limits lock before freezing, as C.
+        let mut lim = disk.queue().start_limits_update();
+        let result = {
+            let _frozen = disk.queue().freeze();
+            cfg.flags = flags;
+            cfg.dio_refusal = DioRefusal::None;
+            Self::set_dma_limit(&cfg, &mut lim.lim);
+            let r = lim.commit();
+            self.install_io(&cfg, Some(io));
+            r
+        };
+        drop(cfg);
+        drop(file);
+        result
     }
 
     /// `LOOP_SET_BLOCK_SIZE` (`loop_set_block_size`).
@@ -809,6 +997,8 @@ impl LoopDevice {
             return Ok(());
         }
         let file = cfg.file.clone().ok_or(ENXIO)?;
+        // The buffered configuration, in case the new size rules direct I/O out.
+        let io_buf = Self::new_io(&file, cfg.offset, cfg.flags & !LO_FLAGS_DIRECT_IO)?;
         disk.part0().sync();
         disk.part0().invalidate();
         let mut lim = disk.queue().start_limits_update();
@@ -817,7 +1007,11 @@ impl LoopDevice {
         let result = {
             let _frozen = disk.queue().freeze();
             let r = lim.commit();
-            Self::update_dio(&mut cfg);
+            let had_dio = cfg.flags & LO_FLAGS_DIRECT_IO != 0;
+            self.update_dio(&mut cfg, disk.queue().logical_block_size());
+            if had_dio && cfg.flags & LO_FLAGS_DIRECT_IO == 0 {
+                self.install_io(&cfg, Some(io_buf));
+            }
             self.show(&cfg);
             r
         };
@@ -895,7 +1089,7 @@ impl LoopDevice {
             }
             LOOP_SET_CAPACITY | LOOP_SET_DIRECT_IO if !may_write() => return Err(EPERM),
             LOOP_SET_CAPACITY => self.set_capacity(bdev.disk())?,
-            LOOP_SET_DIRECT_IO => self.set_dio(arg)?,
+            LOOP_SET_DIRECT_IO => self.set_dio(bdev.disk(), arg)?,
             // `lo_simple_ioctl` takes `lo_mutex` before rejecting unknown commands.
             _ => {
                 drop(self.lo_mutex.lock());
@@ -997,8 +1191,120 @@ impl LoopDevice {
         }
     }
 
+    /// Starts an asynchronous direct read or write (`lo_rw_aio` with `use_aio`); the request
+    /// completes from `aio_complete`, possibly in interrupt context.
+    fn rw_aio(io: &Arc<IoConfig>, rq: Request<Self>, pos: u64, write: bool) {
+        let cmd = rq.pdu();
+        // SAFETY: We own the request, so its direct I/O state is ours until submission.
+        let aio = unsafe { &mut *cmd.aio.get() };
+        aio.io = Some(io.clone());
+        aio.write = write;
+        let Ok(pos) = i64::try_from(pos) else {
+            aio.io = None;
+            cmd.ret.store(-(bindings::EIO as i64), Relaxed);
+            rq.complete();
+            return;
+        };
+        let dir = if write {
+            IterDir::Source
+        } else {
+            IterDir::Dest
+        };
+        let mut iter = match rq.iov_iter(dir, &mut aio.bvec) {
+            Ok(iter) => iter,
+            Err(_) => {
+                aio.io = None;
+                cmd.ret.store(-(bindings::EIO as i64), Relaxed);
+                rq.complete();
+                return;
+            }
+        };
+        // One reference for the submitter, one for the completion.
+        cmd.refs.store(2, Relaxed);
+        aio.iocb = bindings::kiocb {
+            ki_filp: io.file.as_raw(),
+            ki_pos: pos,
+            ki_ioprio: rq.ioprio(),
+            ki_complete: Some(Self::aio_complete),
+            // An O_DSYNC/O_SYNC backing file keeps its durability for direct writes.
+            ki_flags: sys::IOCB_DIRECT | io.sync_flags,
+            ..pin_init::zeroed()
+        };
+        let iocb = &raw mut aio.iocb;
+        // SAFETY: `iocb` is a fully set up kiocb for the backing file, living in the PDU (and
+        // the bvecs in the request or `aio.bvec`) until the completion; the write freeze
+        // protection taken here is released by `aio_put` after the write ends.
+        let ret = unsafe {
+            if write {
+                sys::rust_loop_kiocb_start_write(iocb);
+            }
+            io.file.submit(iocb, write, &mut iter)
+        };
+        drop(iter);
+        let pdu = rq.into_pdu();
+        // SAFETY: `pdu` is the driver data of a request that either `aio_complete` or the
+        // calls below complete, once `refs` reaches 0.
+        unsafe { Self::aio_put(pdu) };
+        if ret != -(bindings::EIOCBQUEUED as isize) {
+            // SAFETY: The request did not go asynchronous, so the completion reference is
+            // still ours to drop.
+            unsafe {
+                pdu.as_ref().ret.store(ret as i64, Relaxed);
+                Self::aio_put(pdu);
+            }
+        }
+    }
+
+    /// `ki_complete` of a direct I/O (`lo_rw_aio_complete`). Context: any, including hard
+    /// interrupts.
+    ///
+    /// # Safety
+    ///
+    /// Called once by the filesystem for a kiocb submitted by `rw_aio`.
+    unsafe extern "C" fn aio_complete(iocb: *mut bindings::kiocb, ret: kernel::ffi::c_long) {
+        // SAFETY: `iocb` is the first field of the `AioState` in the `aio` field of a
+        // `LoopCmd`, and `Opaque` has the layout of its content.
+        let pdu = unsafe {
+            let cmd = kernel::container_of!(iocb.cast::<Opaque<AioState>>(), LoopCmd, aio);
+            core::ptr::NonNull::new_unchecked(cmd)
+        };
+        // SAFETY: The completion holds one of the two references.
+        unsafe {
+            pdu.as_ref().ret.store(ret as i64, Relaxed);
+            Self::aio_put(pdu);
+        }
+    }
+
+    /// Drops one reference of a direct I/O; the last one ends the write protection and
+    /// completes the request (`lo_rw_aio_do_completion`). Context: any.
+    ///
+    /// # Safety
+    ///
+    /// `pdu` must be the driver data of a request given up by `rw_aio`, and the caller must
+    /// hold one of its two references.
+    unsafe fn aio_put(pdu: core::ptr::NonNull<LoopCmd>) {
+        // SAFETY: The PDU lives as long as the tag set.
+        let cmd = unsafe { pdu.as_ref() };
+        // Full ordering: the other owner's writes (`ret`) are visible to the last one.
+        if cmd.refs.fetch_sub(1, Full) != 1 {
+            return;
+        }
+        // SAFETY: Both references are gone, so the request and its state are ours.
+        let aio = unsafe { &mut *cmd.aio.get() };
+        aio.bvec.clear();
+        if aio.write {
+            // SAFETY: `kiocb_start_write` was called on this kiocb in `rw_aio`; its file is
+            // kept alive by `aio.io`.
+            unsafe { sys::rust_loop_kiocb_end_write(&raw mut aio.iocb) };
+        }
+        let io = aio.io.take();
+        // SAFETY: `rw_aio` gave the request up with `into_pdu`; we are its only owner now.
+        unsafe { Request::<Self>::from_pdu(pdu) }.complete();
+        drop(io);
+    }
+
     /// Handles one request in the worker (`loop_handle_cmd` and `do_req_filebacked`).
-    fn handle_cmd(io: Option<&IoConfig>, mut rq: Request<Self>) {
+    fn handle_cmd(io: Option<&Arc<IoConfig>>, mut rq: Request<Self>) {
         let op = rq.op();
         // `op_is_write`: a flush is not a write.
         let write = matches!(op, ReqOp::Write | ReqOp::Discard | ReqOp::WriteZeroes);
@@ -1010,6 +1316,10 @@ impl LoopDevice {
             // We can block here.
             rq.clear_nowait();
             let pos = (rq.pos() << 9).checked_add(io.offset).ok_or(EIO)?;
+            if io.dio && matches!(op, ReqOp::Read | ReqOp::Write) {
+                // Completes asynchronously; `rq` is moved out below.
+                return Ok(i64::MIN);
+            }
             match op {
                 ReqOp::Flush => Self::req_flush(io).map(|()| 0),
                 ReqOp::WriteZeroes => {
@@ -1030,6 +1340,14 @@ impl LoopDevice {
             }
         })();
         let ret = match ret {
+            Ok(i64::MIN) => {
+                if let Some(io) = io {
+                    let pos = (rq.pos() << 9).wrapping_add(io.offset);
+                    Self::rw_aio(io, rq, pos, op == ReqOp::Write);
+                    return;
+                }
+                -(bindings::EIO as i64)
+            }
             Ok(v) => v,
             Err(e) if e == EOPNOTSUPP => e.to_errno() as i64,
             Err(_) => -(bindings::EIO as i64),
@@ -1253,7 +1571,7 @@ impl WorkItem for LoopDevice {
                 pending.io.clone()
             };
             for rq in batch.drain_all() {
-                Self::handle_cmd(io.as_deref(), rq);
+                Self::handle_cmd(io.as_ref(), rq);
                 sys::cond_resched();
             }
         }
@@ -1287,5 +1605,10 @@ pub(crate) mod show {
     /// The effective flags (`autoclear`, `partscan`, `dio`).
     pub(crate) fn flags(dev: &LoopDevice) -> u32 {
         dev.shown_flags.load(Relaxed)
+    }
+
+    /// `dio_reason`: why direct I/O was asked for and not used.
+    pub(crate) fn dio_reason(dev: &LoopDevice) -> DioRefusal {
+        dev.lo_mutex.lock().dio_refusal
     }
 }

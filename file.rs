@@ -84,6 +84,81 @@ impl BackingFile {
         Ok(())
     }
 
+    /// Whether the file supports direct I/O (`FMODE_CAN_ODIRECT`).
+    pub(crate) fn can_odirect(&self) -> bool {
+        self.mode() & sys::FMODE_CAN_ODIRECT != 0
+    }
+
+    /// The durability flags the file was opened with (`IOCB_DSYNC`, `IOCB_SYNC` from
+    /// `O_DSYNC`/`O_SYNC`).
+    pub(crate) fn sync_flags(&self) -> i32 {
+        // SAFETY: `f_iocb_flags` is set at open (and by fcntl, which only changes other bits).
+        let flags = unsafe { (*self.raw()).f_iocb_flags } as i32;
+        flags & (sys::IOCB_DSYNC | sys::IOCB_SYNC)
+    }
+
+    /// The direct I/O alignment: `(minimum offset and size, memory alignment mask)`
+    /// (`loop_update_dio_alignment`).
+    pub(crate) fn dio_alignment(&self) -> (u32, u32) {
+        let mut st: bindings::kstat = pin_init::zeroed();
+        // SAFETY: `f_path` is valid while the file is open.
+        let r = unsafe {
+            bindings::vfs_getattr(
+                &raw const (*self.raw()).__bindgen_anon_1.f_path,
+                &mut st,
+                bindings::STATX_DIOALIGN,
+                0,
+            )
+        };
+        if r == 0 && st.result_mask & bindings::STATX_DIOALIGN != 0 && st.dio_mem_align != 0 {
+            return (
+                st.dio_offset_align,
+                (st.dio_mem_align - 1).min(sys::PAGE_SIZE - 1),
+            );
+        }
+        // SAFETY: `host()` and its superblock live as long as the file.
+        let sb_bdev = unsafe { (*(*self.host()).i_sb).s_bdev };
+        if !sb_bdev.is_null() {
+            // SAFETY: A mounted filesystem's bdev and queue live as long as the file.
+            return unsafe {
+                let lim = &(*(*sb_bdev).bd_queue).limits;
+                (lim.logical_block_size, lim.dma_alignment)
+            };
+        }
+        (sys::SECTOR_SIZE, sys::SECTOR_SIZE - 1)
+    }
+
+    /// The raw file, for a kiocb.
+    pub(crate) fn as_raw(&self) -> *mut bindings::file {
+        self.raw()
+    }
+
+    /// Starts an asynchronous `read_iter`/`write_iter` on a filled-in kiocb (`lo_rw_aio`);
+    /// returns `-EIOCBQUEUED` if `ki_complete` will be called, else the result.
+    ///
+    /// # Safety
+    ///
+    /// `iocb` must be a kiocb for this file that stays valid, with its bio vector, until
+    /// `ki_complete` is called (or until this returns, if it does not return
+    /// `-EIOCBQUEUED`); for a write, `kiocb_start_write` must have been called on it.
+    pub(crate) unsafe fn submit(
+        &self,
+        iocb: *mut bindings::kiocb,
+        write: bool,
+        iter: &mut IovIter<'_>,
+    ) -> isize {
+        let op = if write {
+            self.ops().write_iter
+        } else {
+            self.ops().read_iter
+        };
+        match op {
+            // SAFETY: Guaranteed by the caller; `f` is the file's own operation.
+            Some(f) => unsafe { f(iocb, iter.as_raw()) },
+            None => -(bindings::EINVAL as isize),
+        }
+    }
+
     /// Whether the file can be written at all (`f_op->write_iter`).
     pub(crate) fn has_write_iter(&self) -> bool {
         self.ops().write_iter.is_some()

@@ -29,6 +29,19 @@ pub(crate) const GD_SUPPRESS_PART_SCAN: u32 = bindings::GD_SUPPRESS_PART_SCAN;
 /// `FMODE_WRITE` from `include/linux/fs.h`.
 pub(crate) const FMODE_WRITE: u32 = 1 << 1;
 
+/// `FMODE_CAN_ODIRECT`: the file supports `O_DIRECT`.
+pub(crate) const FMODE_CAN_ODIRECT: u32 = 1 << 22;
+
+/// `IOCB_DIRECT`.
+pub(crate) const IOCB_DIRECT: i32 = bindings::IOCB_DIRECT as i32;
+/// `IOCB_DSYNC` (`RWF_DSYNC`): the write is durable when it completes.
+pub(crate) const IOCB_DSYNC: i32 = 0x2;
+/// `IOCB_SYNC` (`RWF_SYNC`): as `IOCB_DSYNC`, metadata included.
+pub(crate) const IOCB_SYNC: i32 = 0x4;
+
+/// `PAGE_SIZE`.
+pub(crate) const PAGE_SIZE: u32 = bindings::PAGE_SIZE as u32;
+
 /// `FALLOC_FL_KEEP_SIZE` from `include/uapi/linux/falloc.h`.
 pub(crate) const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 /// `FALLOC_FL_PUNCH_HOLE`.
@@ -120,6 +133,12 @@ impl Drop for IoTaskFlags {
     }
 }
 
+/// The current time in jiffies.
+pub(crate) fn jiffies() -> u64 {
+    // SAFETY: `jiffies` is always valid; a volatile read is what C's `jiffies` macro does.
+    unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) as u64 }
+}
+
 /// Yields the CPU if a reschedule is due (`cond_resched`).
 pub(crate) fn cond_resched() {
     // SAFETY: Called from process context without spinlocks held.
@@ -168,6 +187,6 @@ mod tests {
     fn encode_dev() {
         // 7:0 and 259:300 encode like the C macro.
         assert_eq!(huge_encode_dev(7 << MINORBITS), 0x700);
-        assert_eq!(huge_encode_dev((259 << MINORBITS) | 300), 0x1032c);
+        assert_eq!(huge_encode_dev((259 << MINORBITS) | 300), 0x11032c);
     }
 }

@@ -130,8 +130,17 @@ loop_attr!(dio_show, DIO, c"dio", |d, p| write_fmt(
     fmt!("{}\n", flag(d, LO_FLAGS_DIRECT_IO))
 ));
 
+// Not in C loop: why direct I/O was asked for and not used. Taking `lo_mutex` here is safe:
+// the group is never removed with `lo_mutex` held.
+loop_attr!(
+    dio_reason_show,
+    DIO_REASON,
+    c"dio_reason",
+    |d, p| write_fmt(p, fmt!("{}\n", show::dio_reason(d)))
+);
+
 /// A NULL-terminated array of attribute pointers.
-struct AttrList([*mut bindings::attribute; 7]);
+struct AttrList([*mut bindings::attribute; 8]);
 
 // SAFETY: The array is immutable and points to immutable statics.
 unsafe impl Sync for AttrList {}
@@ -148,6 +157,7 @@ static ATTRS: AttrList = AttrList([
     ptr(&AUTOCLEAR),
     ptr(&PARTSCAN),
     ptr(&DIO),
+    ptr(&DIO_REASON),
     core::ptr::null_mut(),
 ]);
 

@@ -87,3 +87,6 @@ detach() {
 	losetup -d "$1"
 	udevadm settle 2>/dev/null || true
 }
+
+# The repository is read-only in the guest: work in the scratch directory.
+cd "$SCRATCH"

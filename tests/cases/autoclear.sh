@@ -20,9 +20,10 @@ udevadm settle
 
 # losetup --autoclear equivalent: the flag through SET_STATUS64, then last close detaches.
 dev=$(losetup -f --show "$f")
+# Held open, so that the ioctl tool's own close is not the last one.
+exec 3<"$dev"
 $LOOPIOCTL "$dev" set-status64 flags=4 >/dev/null
 assert_eq 1 "$(sysfs_loop "$dev" autoclear)" "autoclear via SET_STATUS64"
-exec 3<"$dev"
 exec 3<&-
 udevadm settle
 [ ! -e "/sys/block/${dev#/dev/}/loop" ] || fail "autoclear device still bound after close"
