@@ -701,7 +701,7 @@ impl DiskRef {
         // SAFETY: The kobject is valid. The bit field shares a word with other kobject state
         // bits; like C `dev_set_uevent_suppress`, this writes it without a lock, relying on
         // the device's configuration paths being the only writers while the disk is live.
-        unsafe { (*self.kobj()).set_uevent_suppress(suppress as u32) };
+        unsafe { (*self.kobj()).set_uevent_suppress(u32::from(suppress)) };
     }
 
     /// Marks the disk read-only or writable (`set_disk_ro`).

@@ -1183,11 +1183,11 @@ impl LoopDevice {
         };
         let mut iter = match rq.iov_iter(dir, &mut bvecs) {
             Ok(iter) => iter,
-            Err(_) => return -(bindings::EIO as i64),
+            Err(_) => return -i64::from(bindings::EIO),
         };
         match io.file.rw_sync(write, pos, rq.ioprio(), &mut iter) {
             Ok(n) => n as i64,
-            Err(e) => e.to_errno() as i64,
+            Err(e) => i64::from(e.to_errno()),
         }
     }
 
@@ -1201,7 +1201,7 @@ impl LoopDevice {
         aio.write = write;
         let Ok(pos) = i64::try_from(pos) else {
             aio.io = None;
-            cmd.ret.store(-(bindings::EIO as i64), Relaxed);
+            cmd.ret.store(-i64::from(bindings::EIO), Relaxed);
             rq.complete();
             return;
         };
@@ -1214,7 +1214,7 @@ impl LoopDevice {
             Ok(iter) => iter,
             Err(_) => {
                 aio.io = None;
-                cmd.ret.store(-(bindings::EIO as i64), Relaxed);
+                cmd.ret.store(-i64::from(bindings::EIO), Relaxed);
                 rq.complete();
                 return;
             }
@@ -1240,7 +1240,6 @@ impl LoopDevice {
             }
             io.file.submit(iocb, write, &mut iter)
         };
-        drop(iter);
         let pdu = rq.into_pdu();
         // SAFETY: `pdu` is the driver data of a request that either `aio_complete` or the
         // calls below complete, once `refs` reaches 0.
@@ -1346,11 +1345,11 @@ impl LoopDevice {
                     Self::rw_aio(io, rq, pos, op == ReqOp::Write);
                     return;
                 }
-                -(bindings::EIO as i64)
+                -i64::from(bindings::EIO)
             }
             Ok(v) => v,
-            Err(e) if e == EOPNOTSUPP => e.to_errno() as i64,
-            Err(_) => -(bindings::EIO as i64),
+            Err(e) if e == EOPNOTSUPP => i64::from(e.to_errno()),
+            Err(_) => -i64::from(bindings::EIO),
         };
         rq.pdu().ret.store(ret, Relaxed);
         rq.complete();
@@ -1383,7 +1382,7 @@ fn info64_from_old(info: &LoopInfo) -> LoopInfo64 {
         lo_device: info.lo_device as u64,
         lo_inode: info.lo_inode as u64,
         lo_rdevice: info.lo_rdevice as u64,
-        lo_offset: info.lo_offset as i64 as u64,
+        lo_offset: i64::from(info.lo_offset) as u64,
         lo_flags: info.lo_flags as u32,
         lo_file_name: info.lo_name,
         ..info64_zeroed()
@@ -1411,7 +1410,7 @@ fn info64_to_old(info: &LoopInfo64) -> Result<LoopInfo> {
     if old.lo_device as u64 != info.lo_device
         || old.lo_rdevice as u64 != info.lo_rdevice
         || old.lo_inode as u64 != info.lo_inode
-        || old.lo_offset as i64 as u64 != info.lo_offset
+        || i64::from(old.lo_offset) as u64 != info.lo_offset
     {
         return Err(EOVERFLOW);
     }
@@ -1425,7 +1424,7 @@ fn info64_from_compat(info: &CompatLoopInfo) -> LoopInfo64 {
         lo_device: u64::from(info.lo_device),
         lo_inode: u64::from(info.lo_inode),
         lo_rdevice: u64::from(info.lo_rdevice),
-        lo_offset: info.lo_offset as i64 as u64,
+        lo_offset: i64::from(info.lo_offset) as u64,
         lo_flags: info.lo_flags as u32,
         lo_file_name: info.lo_name,
         ..info64_zeroed()
@@ -1453,7 +1452,7 @@ fn info64_to_compat(info: &LoopInfo64) -> Result<CompatLoopInfo> {
     if u64::from(c.lo_device) != info.lo_device
         || u64::from(c.lo_rdevice) != info.lo_rdevice
         || u64::from(c.lo_inode) != info.lo_inode
-        || c.lo_offset as i64 as u64 != info.lo_offset
+        || i64::from(c.lo_offset) as u64 != info.lo_offset
     {
         return Err(EOVERFLOW);
     }

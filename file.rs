@@ -171,7 +171,7 @@ impl BackingFile {
 
     fn host_mode(&self) -> u32 {
         // SAFETY: `host()` is valid; `i_mode`'s type bits never change.
-        unsafe { (*self.host()).i_mode as u32 }
+        u32::from(unsafe { (*self.host()).i_mode })
     }
 
     /// Whether the file is a block device.
