@@ -50,3 +50,7 @@ fmt:
 
 fmt-check:
 	rustfmt --check --edition 2021 --config-path $(RUSTFMT_CONFIG) *.rs
+
+# rust_loop vs C loop vs the raw backing store, one boot of the release kernel.
+bench:
+	scripts/bench

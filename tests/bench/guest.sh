@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The guest side of `make bench`: every contender on the same backing stores in one boot,
+# interleaved per repetition (A B C D E, A B C D E, ...) so that drift hits all of them.
+#
+# Contenders: raw (fio on the backing store itself, O_DIRECT), c-buffered, c-dio,
+# rust-buffered, rust-dio. Stores: "file" (a preallocated file on ext4 on a virtio disk with
+# host cache=none) and "ram" (a brd RAM disk used as backing block device).
+# Writes one fio JSON per run to $OUT, plus setup-cost timings; the host builds the report.
+
+set -euo pipefail
+OUT=${OUT:?}
+REPS=${REPS:-3}
+RUNTIME=${RUNTIME:-10}
+DISK=${BENCH_DISK:?}
+SIZE_MB=${SIZE_MB:-1024}
+mkdir -p "$OUT"
+
+progress() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+mnt=/tmp/bench-ext4
+mkdir -p "$mnt"
+mkfs.ext4 -q -F "$DISK"
+mount "$DISK" "$mnt"
+file="$mnt/backing.img"
+progress "filling a ${SIZE_MB} MiB backing file"
+fio --name=fill --filename="$file" --rw=write --bs=1M --size=${SIZE_MB}M --direct=1 \
+	--ioengine=libaio --iodepth=8 --output=/dev/null
+modprobe brd rd_nr=1 rd_size=$((SIZE_MB * 1024))
+ram=/dev/ram0
+dd if=/dev/urandom of=$ram bs=1M count=$SIZE_MB oflag=direct status=none
+
+cur=""
+use_driver() {
+	[ "$cur" = "$1" ] && return 0
+	losetup -D 2>/dev/null || true
+	udevadm settle 2>/dev/null || true
+	case $cur in rust) rmmod rust_loop ;; c) rmmod loop ;; esac
+	case $1 in rust) insmod "$RUST_LOOP_KO" ;; c) modprobe loop ;; raw) ;; esac
+	cur=$1
+	udevadm settle 2>/dev/null || true
+}
+
+# job NAME: fio options of each job.
+job_opts() {
+	case $1 in
+	randread-qd1) echo "--rw=randread --bs=4k --iodepth=1" ;;
+	randread-qd64) echo "--rw=randread --bs=4k --iodepth=64" ;;
+	randwrite-qd64) echo "--rw=randwrite --bs=4k --iodepth=64" ;;
+	randrw-qd32x2) echo "--rw=randrw --rwmixread=70 --bs=4k --iodepth=32 --numjobs=2 --group_reporting" ;;
+	seqread-1m) echo "--rw=read --bs=1M --iodepth=8" ;;
+	seqwrite-1m) echo "--rw=write --bs=1M --iodepth=8" ;;
+	esac
+}
+
+run() { # STORE CONTENDER JOB REP
+	local store=$1 who=$2 job=$3 rep=$4 target backing dev=""
+	backing=$([ "$store" = file ] && echo "$file" || echo "$ram")
+	case $who in
+	raw) use_driver raw; target=$backing ;;
+	*)
+		use_driver "${who%%-*}"
+		local dio=$([ "${who#*-}" = dio ] && echo on || echo off)
+		dev=$(losetup --direct-io=$dio -f --show "$backing")
+		[ "$(cat /sys/block/${dev#/dev/}/loop/dio)" = "$([ $dio = on ] && echo 1 || echo 0)" ] ||
+			progress "warning: $who on $store: dio is not $dio"
+		target=$dev
+		;;
+	esac
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	progress "$store $job $who rep $rep"
+	# shellcheck disable=SC2046
+	fio --name="$job" --filename="$target" --ioengine=libaio --direct=1 --size=${SIZE_MB}M \
+		--time_based --runtime="$RUNTIME" --ramp_time=1 --randrepeat=0 $(job_opts "$job") \
+		--output-format=json --output="$OUT/$store.$job.$who.$rep.json"
+	[ -z "$dev" ] || losetup -d "$dev"
+}
+
+contenders="raw c-buffered c-dio rust-buffered rust-dio"
+for rep in $(seq "$REPS"); do
+	for job in ${FILE_JOBS:-randread-qd1 randread-qd64 randwrite-qd64 randrw-qd32x2 seqread-1m seqwrite-1m}; do
+		for who in $contenders; do run file "$who" "$job" "$rep"; done
+	done
+	for job in ${RAM_JOBS:-randread-qd1 randread-qd64}; do
+		for who in $contenders; do run ram "$who" "$job" "$rep"; done
+	done
+done
+
+# Setup cost: LOOP_CONFIGURE of 100 devices, 5000 open/close of an unbound device, and a
+# small-file workload on ext4 on each driver (buffered and dio).
+small=$mnt/small.img
+truncate -s 256M "$small"
+for rep in $(seq "$REPS"); do
+	for drv in c rust; do
+		use_driver "$drv"
+		t0=$(date +%s.%N)
+		for i in $(seq 100); do losetup -f "$small"; done
+		t1=$(date +%s.%N)
+		losetup -D
+		udevadm settle
+		python3 -c '
+import os, time
+t = time.monotonic()
+for _ in range(5000):
+    os.close(os.open("/dev/loop7", os.O_RDONLY))
+print(time.monotonic() - t)' >"$OUT/openclose.$drv.$rep.txt"
+		echo "$t1 - $t0" | bc >"$OUT/configure100.$drv.$rep.txt"
+		for dio in off on; do
+			dev=$(losetup --direct-io=$dio -f --show "$small")
+			t0=$(date +%s.%N)
+			mkfs.ext4 -q -F "$dev"
+			m=$(mktemp -d)
+			mount "$dev" "$m"
+			for d in $(seq 20); do
+				mkdir "$m/$d"
+				for f in $(seq 50); do head -c $((f * 97)) /dev/zero >"$m/$d/$f"; done
+			done
+			umount "$m"
+			t1=$(date +%s.%N)
+			echo "$t1 - $t0" | bc >"$OUT/smallfiles-dio-$dio.$drv.$rep.txt"
+			losetup -d "$dev"
+		done
+		progress "setup costs $drv rep $rep"
+	done
+done
+use_driver none
+umount "$mnt"
+progress "done"

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Builds the `make bench` report from the guest's raw results.
+
+report.py RAW_DIR OUT.json OUT.png --kernel K --accel A
+
+RAW_DIR holds STORE.JOB.CONTENDER.REP.json (fio JSON) and COST.DRIVER.REP.txt (seconds).
+Writes the JSON report (schema in Documentation/benchmark.md), a PNG plot, and prints a
+markdown table.
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import statistics
+
+CONTENDERS = ["raw", "c-buffered", "c-dio", "rust-buffered", "rust-dio"]
+
+
+def fio_numbers(path):
+    with open(path) as f:
+        d = json.load(f)
+    iops = bw = 0.0
+    lat50 = lat99 = 0.0
+    cpu = 0.0
+    ios = 0
+    for job in d["jobs"]:
+        for kind in ("read", "write"):
+            k = job[kind]
+            if k["io_bytes"] == 0:
+                continue
+            iops += k["iops"]
+            bw += k["bw_bytes"]
+            ios += k["total_ios"]
+            pct = k.get("clat_ns", {}).get("percentile", {})
+            lat50 = max(lat50, pct.get("50.000000", 0) / 1000)
+            lat99 = max(lat99, pct.get("99.000000", 0) / 1000)
+        # usr/sys are percentages of the run time.
+        cpu += (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["job_runtime"] / 1000
+    cpu_per_io_us = cpu / ios * 1e6 if ios else 0.0
+    return {"iops": iops, "bw_mib_s": bw / 2**20, "p50_us": lat50, "p99_us": lat99,
+            "cpu_us_per_io": cpu_per_io_us}
+
+
+def median_of(runs, key):
+    vals = [r[key] for r in runs]
+    return statistics.median(vals) if vals else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("raw")
+    ap.add_argument("out_json")
+    ap.add_argument("out_png")
+    ap.add_argument("--kernel", default="")
+    ap.add_argument("--accel", default="")
+    a = ap.parse_args()
+
+    runs = {}
+    for p in glob.glob(os.path.join(a.raw, "*.json")):
+        store, job, who, _rep, _ = os.path.basename(p).split(".")
+        runs.setdefault((store, job), {}).setdefault(who, []).append(fio_numbers(p))
+
+    jobs = []
+    for (store, job), by_who in sorted(runs.items()):
+        entry = {"store": store, "job": job, "contenders": {}}
+        for who in CONTENDERS:
+            if who in by_who:
+                entry["contenders"][who] = {k: median_of(by_who[who], k)
+                                            for k in by_who[who][0]} | {"runs": len(by_who[who])}
+        c = entry["contenders"]
+        for mode in ("buffered", "dio"):
+            r, cc, raw = c.get(f"rust-{mode}"), c.get(f"c-{mode}"), c.get("raw")
+            if r and cc and cc["iops"]:
+                entry[f"rust_vs_c_{mode}"] = r["iops"] / cc["iops"]
+            if r and raw and raw["iops"]:
+                entry[f"rust_vs_raw_{mode}"] = r["iops"] / raw["iops"]
+        entry["rust_vs_c"] = {m: entry.get(f"rust_vs_c_{m}") for m in ("buffered", "dio")}
+        entry["rust_vs_raw"] = {m: entry.get(f"rust_vs_raw_{m}") for m in ("buffered", "dio")}
+        jobs.append(entry)
+
+    costs = {}
+    for p in glob.glob(os.path.join(a.raw, "*.txt")):
+        cost, drv, _rep, _ = os.path.basename(p).split(".")
+        with open(p) as f:
+            costs.setdefault(cost, {}).setdefault(drv, []).append(float(f.read().strip()))
+    cost_summary = {}
+    for cost, by in costs.items():
+        m = {drv: statistics.median(v) for drv, v in by.items()}
+        if m.get("c"):
+            m["rust_vs_c"] = m.get("rust", 0) / m["c"]
+        cost_summary[cost] = m
+
+    report = {
+        "schema": 1,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "kernel": a.kernel,
+        "accelerator": a.accel,
+        "jobs": jobs,
+        "setup_seconds": cost_summary,
+    }
+    with open(a.out_json, "w") as f:
+        json.dump(report, f, indent=1)
+
+    print(f"rust_loop benchmark, kernel {a.kernel}, accelerator {a.accel}, {report['date']}\n")
+    print("| store | job | raw IOPS | C buf | rust buf | rust/C buf | C dio | rust dio | "
+          "rust/C dio | rust dio/raw | p99 µs C/rust dio | CPU µs/IO C/rust dio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for e in jobs:
+        c = e["contenders"]
+
+        def g(w, k="iops", fmt="{:.0f}"):
+            return fmt.format(c[w][k]) if w in c and c[w][k] is not None else "-"
+
+        def r(v):
+            return f"{v:.2f}" if v else "-"
+        print(f"| {e['store']} | {e['job']} | {g('raw')} | {g('c-buffered')} | "
+              f"{g('rust-buffered')} | {r(e['rust_vs_c']['buffered'])} | {g('c-dio')} | "
+              f"{g('rust-dio')} | {r(e['rust_vs_c']['dio'])} | {r(e['rust_vs_raw']['dio'])} | "
+              f"{g('c-dio', 'p99_us')}/{g('rust-dio', 'p99_us')} | "
+              f"{g('c-dio', 'cpu_us_per_io', '{:.1f}')}/{g('rust-dio', 'cpu_us_per_io', '{:.1f}')} |")
+    if cost_summary:
+        print("\n| setup cost (s, median) | C | rust | rust/C |\n|---|---|---|---|")
+        for cost, m in sorted(cost_summary.items()):
+            print(f"| {cost} | {m.get('c', 0):.3f} | {m.get('rust', 0):.3f} | "
+                  f"{m.get('rust_vs_c', 0):.2f} |")
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("\n(matplotlib missing: no plot)")
+        return
+    labels = [f"{e['store']}\n{e['job']}" for e in jobs]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, len(jobs) * 1.6), 9))
+    width = 0.16
+    for i, who in enumerate(CONTENDERS):
+        vals = [e["contenders"].get(who, {}).get("iops") or 0 for e in jobs]
+        ax1.bar([x + (i - 2) * width for x in range(len(jobs))], vals, width, label=who)
+    ax1.set_ylabel("IOPS (median)")
+    ax1.set_xticks(range(len(jobs)))
+    ax1.set_xticklabels(labels, fontsize=7)
+    ax1.legend(fontsize=8)
+    ax1.set_title(f"rust_loop vs C loop vs raw ({a.accel}, {a.kernel})")
+    for i, mode in enumerate(("buffered", "dio")):
+        vals = [e["rust_vs_c"][mode] or 0 for e in jobs]
+        ax2.bar([x + (i - 0.5) * 0.35 for x in range(len(jobs))], vals, 0.35,
+                label=f"rust/C {mode}")
+    ax2.axhline(1.0, color="black", linewidth=0.8)
+    ax2.set_ylabel("ratio (IOPS)")
+    ax2.set_xticks(range(len(jobs)))
+    ax2.set_xticklabels(labels, fontsize=7)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(a.out_png, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
