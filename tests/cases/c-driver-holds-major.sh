@@ -3,7 +3,7 @@
 # With the C loop driver loaded, rust_loop refuses to load, says why, and leaves no trace.
 . "$(dirname "$0")/../lib.sh"
 
-trap 'rmmod rust_loop 2>/dev/null; rmmod loop 2>/dev/null; true' EXIT
+trap 'rmmod rust_loop 2>/dev/null || true; rmmod loop 2>/dev/null || true' EXIT
 modprobe loop
 if insmod "$RUST_LOOP_KO" 2>/dev/null; then
 	fail "rust_loop loaded while the C loop driver holds major 7"

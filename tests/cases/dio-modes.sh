@@ -9,7 +9,7 @@ modprobe scsi_debug sector_size=4096 dev_size_mb=32
 udevadm settle
 sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -n 1)
 [ -b "/dev/$sd" ] || fail "no scsi_debug disk"
-trap 'losetup -D; udevadm settle; rmmod scsi_debug; unload_driver' EXIT
+trap 'losetup -D || true; udevadm settle || true; unload_driver || true; rmmod scsi_debug || true' EXIT
 tmp=$(mktemp -d)
 mount -t tmpfs -o size=40M tmpfs "$tmp"
 

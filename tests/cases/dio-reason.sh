@@ -7,7 +7,7 @@ load_driver
 modprobe scsi_debug sector_size=4096 dev_size_mb=16
 udevadm settle
 sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -n 1)
-trap 'losetup -D; udevadm settle; rmmod scsi_debug; unload_driver' EXIT
+trap 'losetup -D || true; udevadm settle || true; unload_driver || true; rmmod scsi_debug || true' EXIT
 dev=$(losetup --direct-io=on -f --show -o 512 "/dev/$sd")
 udevadm settle
 assert_eq 0 "$(sysfs_loop "$dev" dio)" "dio"
