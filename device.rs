@@ -194,6 +194,7 @@ pub(crate) struct LoopCmd {
 }
 
 /// The kiocb of an asynchronous direct I/O and what must live as long as it.
+#[repr(C)]
 struct AioState {
     iocb: bindings::kiocb,
     /// The request's bio vectors gathered from several bios (`cmd->bvec`).
@@ -1261,10 +1262,12 @@ impl LoopDevice {
     ///
     /// Called once by the filesystem for a kiocb submitted by `rw_aio`.
     unsafe extern "C" fn aio_complete(iocb: *mut bindings::kiocb, ret: kernel::ffi::c_long) {
-        // SAFETY: `iocb` is the first field of the `AioState` in the `aio` field of a
-        // `LoopCmd`, and `Opaque` has the layout of its content.
+        // SAFETY: `iocb` is the `iocb` field of the `AioState` in the `aio` field of a
+        // `LoopCmd` (`rw_aio` submitted no other kiocb), and `Opaque` is a transparent
+        // wrapper, so the state's address is the field's.
         let pdu = unsafe {
-            let cmd = kernel::container_of!(iocb.cast::<Opaque<AioState>>(), LoopCmd, aio);
+            let aio = kernel::container_of!(iocb, AioState, iocb);
+            let cmd = kernel::container_of!(aio.cast::<Opaque<AioState>>(), LoopCmd, aio);
             core::ptr::NonNull::new_unchecked(cmd)
         };
         // SAFETY: The completion holds one of the two references.
