@@ -1125,6 +1125,23 @@ impl<T: Operations> OperationsVTable<T> {
         dev.release(disk);
     }
 
+    /// Runs `f` for an ioctl on `bdev` and converts its result for C.
+    ///
+    /// # Safety
+    ///
+    /// `bdev` must be a valid open block device of a disk made by [`GenDisk::new`].
+    unsafe fn dispatch_ioctl(
+        bdev: *mut bindings::block_device,
+        f: impl FnOnce(&T, &BlockDevice) -> Result<i32>,
+    ) -> c_int {
+        // SAFETY: The bdev is open, so it and its disk are valid and `free_disk` has not run.
+        let (dev, bdev) = unsafe { (Self::device((*bdev).bd_disk), BlockDevice::from_raw(bdev)) };
+        match f(dev, bdev) {
+            Ok(v) => v,
+            Err(e) => e.to_errno(),
+        }
+    }
+
     /// # Safety
     ///
     /// Called by the block core with a valid open block device of a disk made by
@@ -1135,12 +1152,8 @@ impl<T: Operations> OperationsVTable<T> {
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
-        // SAFETY: The bdev is open, so it and its disk are valid and `free_disk` has not run.
-        let (dev, bdev) = unsafe { (Self::device((*bdev).bd_disk), BlockDevice::from_raw(bdev)) };
-        match dev.ioctl(bdev, OpenMode(mode), cmd, arg) {
-            Ok(v) => v,
-            Err(e) => e.to_errno(),
-        }
+        // SAFETY: Guaranteed by the caller.
+        unsafe { Self::dispatch_ioctl(bdev, |dev, bdev| dev.ioctl(bdev, OpenMode(mode), cmd, arg)) }
     }
 
     /// # Safety
@@ -1152,11 +1165,11 @@ impl<T: Operations> OperationsVTable<T> {
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
-        // SAFETY: The bdev is open, so it and its disk are valid and `free_disk` has not run.
-        let (dev, bdev) = unsafe { (Self::device((*bdev).bd_disk), BlockDevice::from_raw(bdev)) };
-        match dev.compat_ioctl(bdev, OpenMode(mode), cmd, arg) {
-            Ok(v) => v,
-            Err(e) => e.to_errno(),
+        // SAFETY: Guaranteed by the caller.
+        unsafe {
+            Self::dispatch_ioctl(bdev, |dev, bdev| {
+                dev.compat_ioctl(bdev, OpenMode(mode), cmd, arg)
+            })
         }
     }
 

@@ -115,28 +115,16 @@ pub(crate) fn add(index: Option<u32>) -> Result<u32> {
         if number >= 1 << (sys::MINORBITS - params.part_shift) {
             return Err(EINVAL);
         }
+        // A hidden slot reserves the index while the device is created.
+        reg.slots.reserve(1, GFP_KERNEL)?;
+        let slot = Slot {
+            number,
+            entry: None,
+            visible: false,
+        };
         reg.slots
-            .insert_within_capacity(
-                pos,
-                Slot {
-                    number,
-                    entry: None,
-                    visible: false,
-                },
-            )
-            .or_else(|_| {
-                reg.slots.reserve(1, GFP_KERNEL)?;
-                reg.slots
-                    .insert_within_capacity(
-                        pos,
-                        Slot {
-                            number,
-                            entry: None,
-                            visible: false,
-                        },
-                    )
-                    .map_err(|_| ENOMEM)
-            })?;
+            .insert_within_capacity(pos, slot)
+            .map_err(|_| ENOMEM)?;
         (number, params)
     };
 
