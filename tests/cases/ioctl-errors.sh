@@ -26,6 +26,7 @@ expect_errno EINVAL $L /dev/loop0 configure /dev/loop1
 [ ! -e /sys/block/loop0/loop ] || fail "a failed configure left loop0 bound"
 
 $L /dev/loop0 configure "$f" name=hello >/dev/null || fail "configure"
+assert_eq "file_name=hello" "$($L /dev/loop0 get-status | grep '^file_name=')" "legacy GET_STATUS name"
 expect_errno EBUSY $L /dev/loop0 configure "$f"
 expect_errno EBUSY $L /dev/loop0 set-fd "$f"
 expect_errno EINVAL $L /dev/loop0 null 0x4C05
@@ -46,12 +47,12 @@ expect_errno ENXIO $L /dev/loop1 clr-fd
 # SET_STATUS rejects what CONFIGURE rejects.
 expect_errno EINVAL $L /dev/loop0 set-status64 encrypt_type=1
 expect_errno EOVERFLOW $L /dev/loop0 set-status64 sizelimit=0x8000000000000000
-# SET_STATUS keeps READ_ONLY and DIRECT_IO as they are, and cannot clear PARTSCAN.
+# SET_STATUS keeps READ_ONLY and DIRECT_IO as they are, and cannot clear PARTSCAN; it sets
+# the name (here to "").
 $L /dev/loop0 set-status64 flags=0x19 >/dev/null || fail "set-status64 flags"
 assert_eq "flags=8" "$($L /dev/loop0 get-status64 | grep '^flags=')" "flags after SET_STATUS64"
 $L /dev/loop0 set-status64 flags=0 >/dev/null
 assert_eq "flags=8" "$($L /dev/loop0 get-status64 | grep '^flags=')" "PARTSCAN cleared"
-assert_eq "file_name=hello" "$($L /dev/loop0 get-status | grep '^file_name=')" "legacy GET_STATUS name"
 $L /dev/loop0 clr-fd >/dev/null
 udevadm settle
 
