@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# stress
 # 50 direct I/O switches on a mounted device while fio writes and verifies: no verify error,
 # a clean filesystem, and a backing file equal to what the device holds.
 . "$(dirname "$0")/../lib.sh"

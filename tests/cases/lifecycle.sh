@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# stress
 # 200 attach/detach cycles; opening and closing an unbound device stays cheap.
 . "$(dirname "$0")/../lib.sh"
 

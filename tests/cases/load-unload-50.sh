@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# stress
 # 50 load/unload cycles leave no device behind; the runner checks dmesg and kmemleak.
 . "$(dirname "$0")/../lib.sh"
 
