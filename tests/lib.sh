@@ -20,12 +20,14 @@ driver_module() {
 
 # load_driver [PARAM=VALUE...]: loads the driver under test with module parameters.
 load_driver() {
+	local status=0
 	if [ "$DRIVER" = rust ]; then
-		insmod "$RUST_LOOP_KO" "$@"
+		insmod "$RUST_LOOP_KO" "$@" || status=$?
 	else
-		modprobe loop "$@"
+		modprobe loop "$@" || status=$?
 	fi
 	udevadm settle 2>/dev/null || true
+	return $status
 }
 
 # unload_driver: detaches every device and unloads the driver under test.
