@@ -92,3 +92,17 @@ detach() {
 
 # The repository is read-only in the guest: work in the scratch directory.
 cd "$SCRATCH"
+
+# disk_flushes DISK: how many cache flushes DISK (e.g. vda) has completed.
+disk_flushes() {
+	awk '{ print $16 }' "/sys/block/$1/stat"
+}
+
+# disk_offset FILE: the byte offset on its disk of FILE's first byte (its first extent must
+# be allocated).
+disk_offset() {
+	local sector
+	sector=$(xfs_io -r -c fiemap "$1" | sed -n 's/^[[:space:]]*0: \[0\.\.[0-9]*\]: \([0-9]*\)\.\..*/\1/p')
+	[ -n "$sector" ] || fail "no extent at the start of $1"
+	echo $((sector * 512))
+}

@@ -11,6 +11,7 @@ Usage: loopioctl.py DEVICE IOCTL [ARGS...] [--ro]
     change-fd FILE                               LOOP_CHANGE_FD with FILE opened read-only
     configure FILE [key=value...]                LOOP_CONFIGURE; keys: bs offset sizelimit
                                                  flags encrypt_type key_size name file_ro
+                                                 dsync (FILE opened O_DSYNC)
                                                  fd (a raw number instead of FILE: use -)
     clr-fd | set-capacity | set-direct-io N | set-block-size N
     get-status64 | get-status                    prints key=value lines
@@ -109,7 +110,10 @@ def run(argv):
             if rest[0] == "-":
                 bfd = num(d, "fd")
             else:
-                bfd = os.open(rest[0], os.O_RDONLY if d.get("file_ro") else os.O_RDWR)
+                flags = os.O_RDONLY if d.get("file_ro") else os.O_RDWR
+                if d.get("dsync"):
+                    flags |= os.O_DSYNC
+                bfd = os.open(rest[0], flags)
             arg = struct.pack("=II", bfd, num(d, "bs")) + pack_info64(d) + bytes(64)
             fcntl.ioctl(fd, LOOP[name], arg)
             return 0
