@@ -13,6 +13,7 @@ mod device;
 mod file;
 mod loop_uapi;
 mod misc;
+mod params;
 mod sys;
 mod sysfs;
 
@@ -26,21 +27,6 @@ module! {
     authors: ["rust_loop developers"],
     description: "Loopback block device driver in Rust",
     license: "GPL",
-    params: {
-        max_loop: i32 {
-            // A value no user passes stands for "not given", as C's `max_loop_specified`.
-            default: i32::MIN,
-            description: "Maximum number of loop devices",
-        },
-        max_part: i32 {
-            default: 0,
-            description: "Maximum number of partitions per loop device",
-        },
-        hw_queue_depth: i32 {
-            default: 128,
-            description: "Queue depth for each hardware queue. Default: 128",
-        },
-    },
 }
 
 /// Removes every device when dropped.
@@ -64,15 +50,12 @@ struct RustLoopModule {
     _params: control::Params,
 }
 
-/// Validates the module parameters as C `loop_init` and the `hw_queue_depth` setter do.
-fn params() -> Result<control::Params> {
-    let max_part = module_parameters::max_part.value();
-    let given = module_parameters::max_loop.value();
-    let depth = module_parameters::hw_queue_depth.value();
-    if depth < 1 {
-        pr_err!("hw_queue_depth must be at least 1, not {depth}\n");
-        return Err(EINVAL);
-    }
+/// Validates the module parameters as C `loop_init` does.
+fn validated_params() -> Result<control::Params> {
+    let max_part = params::MAX_PART.get();
+    let max_loop = params::MAX_LOOP.get();
+    // At least 1: the parameter's setter refuses anything else.
+    let depth = params::HW_QUEUE_DEPTH.get().max(1);
     // part_shift = fls(max_part).
     let part_shift = if max_part > 0 {
         u32::BITS - (max_part as u32).leading_zeros()
@@ -83,9 +66,10 @@ fn params() -> Result<control::Params> {
         pr_err!("max_part {max_part} is too large\n");
         return Err(EINVAL);
     }
-    // Without the parameter, CONFIG_BLK_DEV_LOOP_MIN_COUNT devices and no limit.
-    let max_loop_specified = given != i32::MIN;
-    let max_loop = if max_loop_specified { given } else { 8 };
+    if max_part > 0 {
+        // As C, the rounded value is what sysfs shows.
+        params::MAX_PART.set((1 << part_shift) - 1);
+    }
     // C compares as unsigned long, so a negative max_loop fails too.
     let max_loop = u32::try_from(max_loop).map_err(|_| EINVAL)?;
     if max_loop > 1 << (sys::MINORBITS - part_shift) {
@@ -94,7 +78,7 @@ fn params() -> Result<control::Params> {
     }
     Ok(control::Params {
         max_loop,
-        max_loop_specified,
+        max_loop_specified: params::max_loop_specified(),
         part_shift,
         // blk-mq caps the depth at BLK_MQ_MAX_DEPTH.
         hw_queue_depth: (depth as u32).min(10240),
@@ -105,7 +89,7 @@ impl kernel::InPlaceModule for RustLoopModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             _params: {
-                let params = params()?;
+                let params = validated_params()?;
                 device::init_locks();
                 control::init(params);
                 params
