@@ -17,7 +17,8 @@ DISK=${BENCH_DISK:?}
 SIZE_MB=${SIZE_MB:-1024}
 mkdir -p "$OUT"
 
-progress() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+# Progress goes to standard output, which the VM runner streams live.
+progress() { printf '[bench %s] %s\n' "$(date +%T)" "$*"; }
 
 mnt=/tmp/bench-ext4
 mkdir -p "$mnt"
@@ -54,6 +55,11 @@ job_opts() {
 	esac
 }
 
+# cpu_busy_ticks: the guest's busy CPU time (user, nice, system, irq, softirq) in USER_HZ.
+cpu_busy_ticks() {
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
+}
+
 run() { # STORE CONTENDER JOB REP
 	local store=$1 who=$2 job=$3 rep=$4 target backing dev=""
 	backing=$([ "$store" = file ] && echo "$file" || echo "$ram")
@@ -71,10 +77,16 @@ run() { # STORE CONTENDER JOB REP
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
 	progress "$store $job $who rep $rep"
+	local busy0 t0
+	busy0=$(cpu_busy_ticks)
+	t0=$(date +%s.%N)
 	# shellcheck disable=SC2046
 	fio --name="$job" --filename="$target" --ioengine=libaio --direct=1 --size=${SIZE_MB}M \
 		--time_based --runtime="$RUNTIME" --ramp_time=1 --randrepeat=0 $(job_opts "$job") \
 		--output-format=json --output="$OUT/$store.$job.$who.$rep.json"
+	# The whole guest's CPU time over the fio run, the loop workers' included.
+	echo "$(($(cpu_busy_ticks) - busy0)) $(echo "$(date +%s.%N) - $t0" | bc)" \
+		>"$OUT/$store.$job.$who.$rep.cpu"
 	[ -z "$dev" ] || losetup -d "$dev"
 }
 
@@ -92,6 +104,16 @@ done
 # small-file workload on ext4 on each driver (buffered and dio).
 small=$mnt/small.img
 truncate -s 256M "$small"
+# An untar-sized tree: 1000 files of 97 B to 4.8 KiB in 20 directories, as one tarball.
+python3 - <<'PY'
+import io, tarfile
+with tarfile.open("/tmp/small.tar", "w") as t:
+    for d in range(20):
+        for f in range(1, 51):
+            info = tarfile.TarInfo(f"{d}/{f}")
+            info.size = f * 97
+            t.addfile(info, io.BytesIO(bytes(info.size)))
+PY
 for rep in $(seq "$REPS"); do
 	for drv in c rust; do
 		use_driver "$drv"
@@ -113,10 +135,7 @@ print(time.monotonic() - t)' >"$OUT/openclose.$drv.$rep.txt"
 			mkfs.ext4 -q -F "$dev"
 			m=$(mktemp -d)
 			mount "$dev" "$m"
-			for d in $(seq 20); do
-				mkdir "$m/$d"
-				for f in $(seq 50); do head -c $((f * 97)) /dev/zero >"$m/$d/$f"; done
-			done
+			tar -xf /tmp/small.tar -C "$m"
 			umount "$m"
 			t1=$(date +%s.%N)
 			echo "$t1 - $t0" | bc >"$OUT/smallfiles-dio-$dio.$drv.$rep.txt"

@@ -19,6 +19,9 @@ import statistics
 CONTENDERS = ["raw", "c-buffered", "c-dio", "rust-buffered", "rust-dio"]
 
 
+USER_HZ = 100
+
+
 def fio_numbers(path):
     with open(path) as f:
         d = json.load(f)
@@ -39,13 +42,23 @@ def fio_numbers(path):
             lat99 = max(lat99, pct.get("99.000000", 0) / 1000)
         # usr/sys are percentages of the run time.
         cpu += (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["job_runtime"] / 1000
-    cpu_per_io_us = cpu / ios * 1e6 if ios else 0.0
+    runtime_s = max(job["job_runtime"] for job in d["jobs"]) / 1000
+    # The guest's whole busy CPU time over the fio process (workers and interrupts
+    # included), scaled from fio's wall time to its measured window.
+    guest_cpu = None
+    try:
+        with open(path[:-len(".json")] + ".cpu") as f:
+            ticks, wall = f.read().split()
+        guest_cpu = int(ticks) / USER_HZ * min(1.0, runtime_s / float(wall))
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
     return {"iops": iops, "bw_mib_s": bw / 2**20, "p50_us": lat50, "p99_us": lat99,
-            "cpu_us_per_io": cpu_per_io_us}
+            "cpu_us_per_io": guest_cpu / ios * 1e6 if ios and guest_cpu is not None else None,
+            "fio_cpu_us_per_io": cpu / ios * 1e6 if ios else None}
 
 
 def median_of(runs, key):
-    vals = [r[key] for r in runs]
+    vals = [r[key] for r in runs if r[key] is not None]
     return statistics.median(vals) if vals else None
 
 
@@ -106,8 +119,9 @@ def main():
 
     print(f"rust_loop benchmark, kernel {a.kernel}, accelerator {a.accel}, {report['date']}\n")
     print("| store | job | raw IOPS | C buf | rust buf | rust/C buf | C dio | rust dio | "
-          "rust/C dio | rust dio/raw | p99 µs C/rust dio | CPU µs/IO C/rust dio |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "rust/C dio | rust dio/raw | p99 µs C/rust dio | CPU µs/IO C/rust buf | "
+          "CPU µs/IO C/rust dio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for e in jobs:
         c = e["contenders"]
 
@@ -120,7 +134,15 @@ def main():
               f"{g('rust-buffered')} | {r(e['rust_vs_c']['buffered'])} | {g('c-dio')} | "
               f"{g('rust-dio')} | {r(e['rust_vs_c']['dio'])} | {r(e['rust_vs_raw']['dio'])} | "
               f"{g('c-dio', 'p99_us')}/{g('rust-dio', 'p99_us')} | "
+              f"{g('c-buffered', 'cpu_us_per_io', '{:.1f}')}/"
+              f"{g('rust-buffered', 'cpu_us_per_io', '{:.1f}')} | "
               f"{g('c-dio', 'cpu_us_per_io', '{:.1f}')}/{g('rust-dio', 'cpu_us_per_io', '{:.1f}')} |")
+    for mode in ("buffered", "dio"):
+        ratios = [e["rust_vs_c"][mode] for e in jobs if e["rust_vs_c"][mode]]
+        if ratios:
+            print(f"\nrust/C {mode}: median {statistics.median(ratios):.2f}, "
+                  f"min {min(ratios):.2f}, max {max(ratios):.2f} over {len(ratios)} jobs", end="")
+    print()
     if cost_summary:
         print("\n| setup cost (s, median) | C | rust | rust/C |\n|---|---|---|---|")
         for cost, m in sorted(cost_summary.items()):
