@@ -3,6 +3,8 @@
 """Issues raw loop ioctls, for tests that assert exact results and errnos.
 
 Usage: loopioctl.py DEVICE IOCTL [ARGS...] [--ro]
+       loopioctl.py --batch < LINES
+
 
   DEVICE   /dev/loop-control or /dev/loopN (opened read-write, or read-only with --ro)
   IOCTL    one of:
@@ -21,6 +23,11 @@ Usage: loopioctl.py DEVICE IOCTL [ARGS...] [--ro]
     null NUMBER                                  any ioctl with a NULL pointer argument
 
 Prints the ioctl's result and exits 0, or prints the errno name (e.g. EBUSY) and exits 1.
+
+--batch runs one ioctl per input line, "WANT DEVICE IOCTL [ARGS...]", where WANT is OK or the
+errno name the ioctl must fail with; blank lines and "#" comments are skipped. Stops at the
+first line whose outcome differs, printing it, and exits 1 (one Python start for many
+ioctls: starting Python is what costs time in the emulated test VM).
 """
 
 import errno
@@ -140,7 +147,26 @@ def run(argv):
         os.close(fd)
 
 
+def batch(lines):
+    for n, line in enumerate(lines, 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        want = words[0]
+        try:
+            run(["loopioctl.py"] + words[1:])
+            got = "OK"
+        except OSError as e:
+            got = errno.errorcode.get(e.errno, str(e.errno))
+        if got != want:
+            print(f"line {n}: '{' '.join(words[1:])}' gave {got}, expected {want}")
+            return 1
+    return 0
+
+
 def main(argv):
+    if argv[1:] == ["--batch"]:
+        return batch(sys.stdin)
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
