@@ -76,13 +76,16 @@ run() { # STORE CONTENDER JOB REP
 	esac
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	progress "$store $job $who rep $rep"
+	# The classic loop dio job runs at least 20 s, as that benchmark is usually quoted.
+	local runtime=$RUNTIME
+	[ "$job" != randread-qd64 ] || [ "$runtime" -ge 20 ] || runtime=20
+	progress "$store $job $who rep $rep (${runtime} s)"
 	local busy0 t0
 	busy0=$(cpu_busy_ticks)
 	t0=$(date +%s.%N)
 	# shellcheck disable=SC2046
 	fio --name="$job" --filename="$target" --ioengine=libaio --direct=1 --size=${SIZE_MB}M \
-		--time_based --runtime="$RUNTIME" --ramp_time=1 --randrepeat=0 $(job_opts "$job") \
+		--time_based --runtime="$runtime" --ramp_time=1 --randrepeat=0 $(job_opts "$job") \
 		--output-format=json --output="$OUT/$store.$job.$who.$rep.json"
 	# The whole guest's CPU time over the fio run, the loop workers' included.
 	echo "$(($(cpu_busy_ticks) - busy0)) $(echo "$(date +%s.%N) - $t0" | bc)" \
