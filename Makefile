@@ -6,12 +6,13 @@
 #   make KDIR=/path      build against any Rust-enabled kernel build tree (make -C KDIR M=.)
 #   make CLIPPY=1        the same with clippy
 #   make run / check     the README's two commands
+#   make stress          the stress tests on both drivers
 #   make fmt             rustfmt the sources with the kernel's .rustfmt.toml
 
 KERNEL_FLAVOUR ?= debug
 LLVM ?= -19
 
-.PHONY: all modules clean setup kernel run check bench fmt fmt-check
+.PHONY: all modules clean setup kernel run check stress bench fmt fmt-check
 
 all: modules
 
@@ -42,6 +43,10 @@ run:
 # The whole test suite in the VM (debug kernel); last line "N passed, N failed, N skipped".
 check:
 	scripts/check
+
+# Only the long stress tests ("# stress"), on both drivers (make check runs them on rust_loop).
+stress:
+	FULL_ORACLE=1 scripts/check $$(grep -l '^# stress' tests/cases/*.sh)
 
 RUSTFMT_CONFIG = $(shell . scripts/lib.sh && echo "$$(ksrc_dir)/.rustfmt.toml")
 
