@@ -48,7 +48,7 @@ check:
 stress:
 	FULL_ORACLE=1 scripts/check $$(grep -l '^# stress' tests/cases/*.sh)
 
-RUSTFMT_CONFIG = $(shell . scripts/lib.sh && echo "$$(ksrc_dir)/.rustfmt.toml")
+RUSTFMT_CONFIG = $(shell bash -c '. scripts/lib.sh && echo "$$(ksrc_dir)/.rustfmt.toml"')
 
 fmt:
 	rustfmt --edition 2021 --config-path $(RUSTFMT_CONFIG) *.rs

@@ -92,8 +92,10 @@ impl BackingFile {
     /// The durability flags the file was opened with (`IOCB_DSYNC`, `IOCB_SYNC` from
     /// `O_DSYNC`/`O_SYNC`).
     pub(crate) fn sync_flags(&self) -> i32 {
-        // SAFETY: `f_iocb_flags` is set at open (and by fcntl, which only changes other bits).
-        let flags = unsafe { (*self.raw()).f_iocb_flags } as i32;
+        // SAFETY: The file is valid. fcntl(F_SETFL) may rewrite `f_iocb_flags` concurrently
+        // (never these bits), so read it once, as C's READ_ONCE.
+        let flags = unsafe { core::ptr::read_volatile(&raw const (*self.raw()).f_iocb_flags) };
+        let flags = flags as i32;
         flags & (sys::IOCB_DSYNC | sys::IOCB_SYNC)
     }
 

@@ -15,9 +15,10 @@ use kernel::ffi::{c_char, c_int};
 
 /// The value of an `int` module parameter.
 ///
-/// The kernel's parser (at load) and sysfs reads access it as a plain `int` through the
-/// descriptor's `arg`; Rust code uses atomic accesses, as C `loop_init` rounding `max_part`
-/// may race with a sysfs read.
+/// The kernel's parser (at load, before `init`) writes it and sysfs reads it as a plain `int`
+/// through the descriptor's `arg`; Rust code uses atomic accesses. The one write after
+/// parsing, `loop_init` rounding `max_part`, may meet a sysfs read of the old value (the
+/// parameter files exist before `init` runs): benign, as in C.
 #[repr(transparent)]
 pub(crate) struct IntParam(AtomicI32);
 
@@ -57,15 +58,16 @@ const fn modinfo<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-/// `module_param_cb(NAME, OPS, &STORAGE, 0444)` plus `MODULE_PARM_DESC(NAME, DESC)`.
+/// `module_param_cb(NAME, OPS, &STORAGE, 0444)` plus `MODULE_PARM_DESC(NAME, DESC)`; with a
+/// trailing `int`, `module_param(NAME, int, 0444)`, which also records the type for modinfo.
 macro_rules! int_param {
-    ($name:ident, $storage:ident = $default:expr, $ops:expr, $desc:literal) => {
+    ($name:ident, $storage:ident = $default:expr, $ops:expr, $desc:literal $(, $ty:ident)?) => {
         #[doc = $desc]
         pub(crate) static $storage: IntParam = IntParam::new($default);
 
         const _: () = {
             #[link_section = "__param"]
-            #[used]
+            #[used(compiler)]
             static PARAM: KernelParam = KernelParam(bindings::kernel_param {
                 name: concat!(stringify!($name), "\0").as_ptr().cast(),
                 mod_: (&raw const bindings::__this_module).cast_mut(),
@@ -80,13 +82,16 @@ macro_rules! int_param {
 
             const PARM: &str = concat!("parm=", stringify!($name), ":", $desc, "\0");
             #[link_section = ".modinfo"]
-            #[used]
+            #[used(compiler)]
             static PARM_INFO: [u8; PARM.len()] = modinfo(PARM);
 
-            const PARMTYPE: &str = concat!("parmtype=", stringify!($name), ":int\0");
-            #[link_section = ".modinfo"]
-            #[used]
-            static PARMTYPE_INFO: [u8; PARMTYPE.len()] = modinfo(PARMTYPE);
+            $(
+                const PARMTYPE: &str =
+                    concat!("parmtype=", stringify!($name), ":", stringify!($ty), "\0");
+                #[link_section = ".modinfo"]
+                #[used(compiler)]
+                static PARMTYPE_INFO: [u8; PARMTYPE.len()] = modinfo(PARMTYPE);
+            )?
         };
     };
 }
@@ -129,9 +134,10 @@ unsafe extern "C" fn hw_queue_depth_set(
     if depth < 1 {
         return -(bindings::EINVAL as c_int);
     }
-    // SAFETY: `kp` is `HW_QUEUE_DEPTH`'s descriptor, whose `arg` points at its `c_int`, which
-    // the parser writes before the module's code runs.
-    unsafe { *(*kp).__bindgen_anon_1.arg.cast::<c_int>() = depth };
+    // SAFETY: This function is only in `HW_QUEUE_DEPTH_OPS`, so `kp` is `HW_QUEUE_DEPTH`'s
+    // descriptor, valid for reads, whose `arg` points at that `IntParam`'s `AtomicI32`.
+    let value = unsafe { AtomicI32::from_ptr((*kp).__bindgen_anon_1.arg.cast::<c_int>()) };
+    value.store(depth, Relaxed);
     0
 }
 
@@ -151,7 +157,7 @@ static HW_QUEUE_DEPTH_OPS: bindings::kernel_param_ops = bindings::kernel_param_o
 
 int_param!(
     max_loop,
-    MAX_LOOP = 8, // CONFIG_BLK_DEV_LOOP_MIN_COUNT's default
+    MAX_LOOP = bindings::CONFIG_BLK_DEV_LOOP_MIN_COUNT as c_int,
     &raw const MAX_LOOP_OPS,
     "Maximum number of loop devices"
 );
@@ -159,7 +165,8 @@ int_param!(
     max_part,
     MAX_PART = 0,
     &raw const bindings::param_ops_int,
-    "Maximum number of partitions per loop device"
+    "Maximum number of partitions per loop device",
+    int
 );
 int_param!(
     hw_queue_depth,

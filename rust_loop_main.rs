@@ -18,6 +18,7 @@ mod sys;
 mod sysfs;
 
 use control::LoopControl;
+use kernel::bindings;
 use kernel::prelude::*;
 use misc::MiscRegistration;
 
@@ -81,7 +82,7 @@ fn validated_params() -> Result<control::Params> {
         max_loop_specified: params::max_loop_specified(),
         part_shift,
         // blk-mq caps the depth at BLK_MQ_MAX_DEPTH.
-        hw_queue_depth: (depth as u32).min(10240),
+        hw_queue_depth: (depth as u32).min(bindings::BLK_MQ_MAX_DEPTH),
     })
 }
 
