@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Builds the `make bench` report from the guest's raw results.
 
-report.py RAW_DIR OUT.json OUT.png --kernel K --accel A
+report.py RAW_DIR OUT.json OUT.png --kernel K --accel A [--date D]
 
 RAW_DIR holds STORE.JOB.CONTENDER.REP.json (fio JSON) and COST.DRIVER.REP.txt (seconds).
 Writes the JSON report (schema in Documentation/benchmark.md), a PNG plot, and prints a
@@ -69,6 +69,7 @@ def main():
     ap.add_argument("out_png")
     ap.add_argument("--kernel", default="")
     ap.add_argument("--accel", default="")
+    ap.add_argument("--date", default=None, help="of the run (default: now), ISO 8601")
     a = ap.parse_args()
 
     runs = {}
@@ -81,8 +82,10 @@ def main():
         entry = {"store": store, "job": job, "contenders": {}}
         for who in CONTENDERS:
             if who in by_who:
+                iops = [r["iops"] for r in by_who[who]]
                 entry["contenders"][who] = {k: median_of(by_who[who], k)
-                                            for k in by_who[who][0]} | {"runs": len(by_who[who])}
+                                            for k in by_who[who][0]} | {
+                    "iops_min": min(iops), "iops_max": max(iops), "runs": len(iops)}
         c = entry["contenders"]
         for mode in ("buffered", "dio"):
             r, cc, raw = c.get(f"rust-{mode}"), c.get(f"c-{mode}"), c.get("raw")
@@ -108,7 +111,7 @@ def main():
 
     report = {
         "schema": 1,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "date": a.date or datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "kernel": a.kernel,
         "accelerator": a.accel,
         "jobs": jobs,
@@ -160,9 +163,14 @@ def main():
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, len(jobs) * 1.6), 9))
     width = 0.16
     for i, who in enumerate(CONTENDERS):
-        vals = [e["contenders"].get(who, {}).get("iops") or 0 for e in jobs]
-        ax1.bar([x + (i - 2) * width for x in range(len(jobs))], vals, width, label=who)
-    ax1.set_ylabel("IOPS (median)")
+        got = [e["contenders"].get(who, {}) for e in jobs]
+        vals = [c.get("iops") or 0 for c in got]
+        # Error bars: the spread (min to max) of the runs.
+        err = [[v - (c.get("iops_min") or v) for v, c in zip(vals, got)],
+               [(c.get("iops_max") or v) - v for v, c in zip(vals, got)]]
+        ax1.bar([x + (i - 2) * width for x in range(len(jobs))], vals, width, label=who,
+                yerr=err, capsize=2, error_kw={"linewidth": 0.7})
+    ax1.set_ylabel("IOPS (median, bars: min-max)")
     ax1.set_xticks(range(len(jobs)))
     ax1.set_xticklabels(labels, fontsize=7)
     ax1.legend(fontsize=8)
