@@ -104,7 +104,7 @@ pub(crate) struct IoConfig {
     read_only: bool,
     /// Reads and writes use asynchronous direct I/O (`use_aio` in C).
     dio: bool,
-    /// `IOCB_DSYNC`/`IOCB_SYNC` of an `O_DSYNC`/`O_SYNC` backing file, kept for direct I/O.
+    /// `IOCB_DSYNC`/`IOCB_SYNC` of an `O_DSYNC`/`O_SYNC` backing file, kept for every write.
     sync_flags: i32,
 }
 
@@ -1186,7 +1186,10 @@ impl LoopDevice {
             Ok(iter) => iter,
             Err(_) => return -i64::from(bindings::EIO),
         };
-        match io.file.rw_sync(write, pos, rq.ioprio(), &mut iter) {
+        match io
+            .file
+            .rw_sync(write, io.sync_flags, pos, rq.ioprio(), &mut iter)
+        {
             Ok(n) => n as i64,
             Err(e) => i64::from(e.to_errno()),
         }

@@ -331,11 +331,13 @@ impl BackingFile {
     }
 
     /// Reads or writes synchronously through the page cache at `pos`: `read_iter` or
-    /// `write_iter` with a synchronous kiocb, as C `lo_rw_aio` without `use_aio`, keeping the
-    /// file's `O_DSYNC`/`O_SYNC`. Returns the byte count or the error.
+    /// `write_iter` with a synchronous kiocb, as C `lo_rw_aio` without `use_aio`, with
+    /// `sync_flags` (the file's [`Self::sync_flags`], snapshotted by the caller). Returns the
+    /// byte count or the error.
     pub(crate) fn rw_sync(
         &self,
         write: bool,
+        sync_flags: i32,
         pos: u64,
         ioprio: u16,
         iter: &mut IovIter<'_>,
@@ -345,7 +347,7 @@ impl BackingFile {
         iocb.ki_pos = i64::try_from(pos).map_err(|_| EINVAL)?;
         iocb.ki_ioprio = ioprio;
         // Unlike C loop (`ki_flags = 0`), an O_DSYNC/O_SYNC backing file keeps its durability.
-        iocb.ki_flags = self.sync_flags();
+        iocb.ki_flags = sync_flags;
         let ret = if write {
             let f = self.ops().write_iter.ok_or(EINVAL)?;
             // SAFETY: `iocb` is a valid synchronous kiocb for this file; the freeze protection

@@ -3,7 +3,7 @@
 # disk, with buffered and with direct I/O. The scratch disk has a volatile write cache, so
 # durability costs a cache flush, which its flush counter shows; in buffered mode the data
 # must also already be on the disk itself (read past every cache) when the write returns. A
-# plain write is the control: no flush, and in buffered mode the data only in the page cache.
+# plain write is the control: in buffered mode its data is only in the page cache.
 # rust_loop only: a backing file opened O_DSYNC makes every write durable (C loop drops the
 # file's O_DSYNC: its kiocbs have ki_flags 0 or IOCB_DIRECT).
 . "$(dirname "$0")/../lib.sh"
@@ -23,7 +23,7 @@ blk=0
 
 # write_and_check DEV WHAT OFLAG DURABLE: writes the pattern to a fresh block of DEV with dd
 # oflag=OFLAG; DURABLE=1: the write must have flushed the disk's cache and put the data on
-# the disk; DURABLE=0: no flush, and the data on the disk only if DEV does direct I/O.
+# the disk; DURABLE=0: the data on the disk only if DEV does direct I/O.
 write_and_check() {
 	local dev=$1 what=$2 oflag=$3 durable=$4 before after on_disk=0 dio
 	dio=$(sysfs_loop "$dev" dio)
@@ -38,7 +38,7 @@ write_and_check() {
 		[ "$after" -gt "$before" ] || fail "$what (dio=$dio) returned before a cache flush"
 		assert_eq 1 "$on_disk" "$what (dio=$dio): data on the disk"
 	else
-		assert_eq "$before" "$after" "$what (dio=$dio): flushes of the disk"
+		# No flush assertion here: ext4's periodic journal commit may flush at any time.
 		assert_eq "$dio" "$on_disk" "$what (dio=$dio): data on the disk"
 	fi
 }
