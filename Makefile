@@ -7,12 +7,13 @@
 #   make CLIPPY=1        the same with clippy
 #   make run / check     the README's two commands
 #   make stress          the stress tests on both drivers
+#   make bench / profile the benchmark (Documentation/benchmark.md) / a perf profile of a job
 #   make fmt             rustfmt the sources with the kernel's .rustfmt.toml
 
 KERNEL_FLAVOUR ?= debug
 LLVM ?= -19
 
-.PHONY: all modules clean setup kernel run check stress bench fmt fmt-check
+.PHONY: all modules clean setup kernel run check stress bench profile fmt fmt-check
 
 all: modules
 
@@ -59,3 +60,7 @@ fmt-check:
 # rust_loop vs C loop vs the raw backing store, one boot of the release kernel.
 bench:
 	scripts/bench
+
+# Where one benchmark job's CPU time goes (PROFILE_JOB=...), C loop vs rust_loop.
+profile:
+	scripts/profile

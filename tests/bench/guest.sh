@@ -30,7 +30,8 @@ fio --name=fill --filename="$file" --rw=write --bs=1M --size=${SIZE_MB}M --direc
 	--ioengine=libaio --iodepth=8 --output=/dev/null
 modprobe brd rd_nr=1 rd_size=$((SIZE_MB * 1024))
 ram=/dev/ram0
-dd if=/dev/urandom of=$ram bs=1M count=$SIZE_MB oflag=direct status=none
+fio --name=fill --filename=$ram --rw=write --bs=1M --size=${SIZE_MB}M --direct=1 \
+	--ioengine=libaio --iodepth=8 --output=/dev/null
 
 cur=""
 use_driver() {
@@ -43,25 +44,48 @@ use_driver() {
 	udevadm settle 2>/dev/null || true
 }
 
-# job NAME: fio options of each job.
-job_opts() {
+# job_section NAME: the fio job file section of one job.
+job_section() {
+	printf '[%s]\nstonewall\n' "$1"
 	case $1 in
-	randread-qd1) echo "--rw=randread --bs=4k --iodepth=1" ;;
-	randread-qd64) echo "--rw=randread --bs=4k --iodepth=64" ;;
-	randwrite-qd64) echo "--rw=randwrite --bs=4k --iodepth=64" ;;
-	randrw-qd32x2) echo "--rw=randrw --rwmixread=70 --bs=4k --iodepth=32 --numjobs=2 --group_reporting" ;;
-	seqread-1m) echo "--rw=read --bs=1M --iodepth=8" ;;
-	seqwrite-1m) echo "--rw=write --bs=1M --iodepth=8" ;;
+	randread-qd1) printf 'rw=randread\nbs=4k\niodepth=1\n' ;;
+	randread-qd64) printf 'rw=randread\nbs=4k\niodepth=64\n' ;;
+	randwrite-qd64) printf 'rw=randwrite\nbs=4k\niodepth=64\n' ;;
+	randrw-qd32x2) printf 'rw=randrw\nrwmixread=70\nbs=4k\niodepth=32\nnumjobs=2\ngroup_reporting\n' ;;
+	seqread-1m) printf 'rw=read\nbs=1M\niodepth=8\n' ;;
+	seqwrite-1m) printf 'rw=write\nbs=1M\niodepth=8\n' ;;
+	*) echo "unknown job $1" >&2; return 1 ;;
 	esac
 }
 
-# cpu_busy_ticks: the guest's busy CPU time (user, nice, system, irq, softirq) in USER_HZ.
-cpu_busy_ticks() {
-	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
-}
+# fio runs every job of a store in one invocation (a job per section, each behind a
+# stonewall): starting fio once per job cost about 2 s of emulated time per run. Around every
+# job, fio calls $mark: before it (exec_prerun), it syncs, drops the caches and records the
+# guest's busy CPU time (user, nice, system, irq, softirq in USER_HZ) and the clock; after it
+# (exec_postrun), it records them again. Clones of a job (numjobs=2) each call it; the first
+# start and the last end count.
+work=/tmp/bench-work
+mkdir -p "$work"
+cd "$work"
+mark=$work/mark
+cat >"$mark" <<'SH'
+#!/bin/sh
+# mark start|end RUN
+set -e
+if [ "$1" = start ]; then
+	# fio passes its fd 3, the progress stream, on to this script.
+	[ -e "$OUT/$2.marks" ] || printf '[bench %s] %s\n' "$(date +%T)" "$2" >&3 || true
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+fi
+echo "$1 $(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat) $(date +%s.%N)" >>"$OUT/$2.marks"
+SH
+chmod +x "$mark"
+export OUT
 
-run() { # STORE CONTENDER JOB REP
-	local store=$1 who=$2 job=$3 rep=$4 target backing dev=""
+run() { # STORE CONTENDER REP JOB...
+	local store=$1 who=$2 rep=$3 target backing dev="" job
+	shift 3
 	backing=$([ "$store" = file ] && echo "$file" || echo "$ram")
 	case $who in
 	raw) use_driver raw; target=$backing ;;
@@ -74,23 +98,34 @@ run() { # STORE CONTENDER JOB REP
 		target=$dev
 		;;
 	esac
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-	# The classic loop dio job runs at least 20 s, as that benchmark is usually quoted.
-	local runtime=$RUNTIME
-	[ "$store/$job" != file/randread-qd64 ] || [ "$runtime" -ge 20 ] || runtime=20
-	progress "$store $job $who rep $rep (${runtime} s)"
-	local busy0 t0
-	busy0=$(cpu_busy_ticks)
-	t0=$(date +%s.%N)
-	# shellcheck disable=SC2046
-	fio --name="$job" --filename="$target" --ioengine=libaio --direct=1 --size=${SIZE_MB}M \
-		--time_based --runtime="$runtime" --ramp_time=1 --randrepeat=0 $(job_opts "$job") \
-		--output-format=json --output="$OUT/$store.$job.$who.$rep.json"
-	# The whole guest's CPU time over the fio run, the loop workers' included.
-	echo "$(($(cpu_busy_ticks) - busy0)) $(echo "$(date +%s.%N) - $t0" | bc)" \
-		>"$OUT/$store.$job.$who.$rep.cpu"
+	{
+		printf '[global]\nfilename=%s\nioengine=libaio\ndirect=1\nsize=%sM\n' "$target" "$SIZE_MB"
+		printf 'time_based\nruntime=%s\nramp_time=1\nrandrepeat=0\n' "$RUNTIME"
+		for job; do
+			job_section "$job"
+			printf 'exec_prerun=%s start %s\n' "$mark" "$store.$job.$who.$rep"
+			printf 'exec_postrun=%s end %s\n' "$mark" "$store.$job.$who.$rep"
+		done
+	} >"$work/jobs.fio"
+	fio --output-format=json --output="$work/out.json" "$work/jobs.fio" 3>&1
 	[ -z "$dev" ] || losetup -d "$dev"
+	# One fio JSON and one CPU record (busy ticks, seconds) per job, as the report reads them.
+	python3 - "$work/out.json" "$OUT" "$store" "$who" "$rep" <<'PY'
+import json, sys
+out_json, out, store, who, rep = sys.argv[1:]
+with open(out_json) as f:
+    d = json.load(f)
+for job in d["jobs"]:
+    base = f"{out}/{store}.{job['jobname']}.{who}.{rep}"
+    with open(base + ".json", "w") as f:
+        json.dump(d | {"jobs": [job]}, f)
+    with open(base + ".marks") as f:
+        marks = [line.split() for line in f]
+    start = min((float(m[2]), int(m[1])) for m in marks if m[0] == "start")
+    end = max((float(m[2]), int(m[1])) for m in marks if m[0] == "end")
+    with open(base + ".cpu", "w") as f:
+        f.write(f"{end[1] - start[1]} {end[0] - start[0]}\n")
+PY
 }
 
 # Each repetition runs every job for one contender, then for the next (A B C D E, A B C D E):
@@ -99,12 +134,10 @@ run() { # STORE CONTENDER JOB REP
 contenders="raw c-buffered c-dio rust-buffered rust-dio"
 for rep in $(seq "$REPS"); do
 	for who in $contenders; do
-		for job in ${FILE_JOBS-randread-qd1 randread-qd64 randwrite-qd64 randrw-qd32x2 seqread-1m seqwrite-1m}; do
-			run file "$who" "$job" "$rep"
-		done
-		for job in ${RAM_JOBS-randread-qd1 randread-qd64}; do
-			run ram "$who" "$job" "$rep"
-		done
+		# shellcheck disable=SC2086
+		run file "$who" "$rep" ${FILE_JOBS-randread-qd1 randread-qd64 randwrite-qd64 randrw-qd32x2 seqread-1m seqwrite-1m}
+		# shellcheck disable=SC2086
+		run ram "$who" "$rep" ${RAM_JOBS-randread-qd1 randread-qd64}
 	done
 done
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The guest side of `make profile`: one fio job (PROFILE_JOB, default randread-qd64, 4k
+# random reads at QD64) on a loop device over a file on ext4, for C and rust_loop, buffered
+# and dio, each under `perf record -a` (cpu-clock: TCG has no PMU). Writes, per contender,
+# the top kernel symbols by self time and the whole-guest busy CPU per I/O to $OUT.
+
+set -euo pipefail
+OUT=${OUT:?}
+DISK=${BENCH_DISK:?}
+SIZE_MB=${SIZE_MB:-1024}
+RUNTIME=${RUNTIME:-10}
+JOB=${PROFILE_JOB:-randread-qd64}
+mkdir -p "$OUT"
+echo 0 >/proc/sys/kernel/kptr_restrict
+echo -1 >/proc/sys/kernel/perf_event_paranoid
+
+case $JOB in
+randread-qd1) opts="--rw=randread --bs=4k --iodepth=1" ;;
+randread-qd64) opts="--rw=randread --bs=4k --iodepth=64" ;;
+randrw-qd32x2) opts="--rw=randrw --rwmixread=70 --bs=4k --iodepth=32 --numjobs=2 --group_reporting" ;;
+seqread-1m) opts="--rw=read --bs=1M --iodepth=8" ;;
+*) echo "unknown PROFILE_JOB $JOB" >&2; exit 1 ;;
+esac
+
+mnt=/tmp/profile-ext4
+mkdir -p "$mnt"
+mkfs.ext4 -q -F "$DISK"
+mount "$DISK" "$mnt"
+file=$mnt/backing.img
+fio --name=fill --filename="$file" --rw=write --bs=1M --size=${SIZE_MB}M --direct=1 \
+	--ioengine=libaio --iodepth=8 --output=/dev/null
+cd /tmp
+
+for who in c-buffered rust-buffered c-dio rust-dio; do
+	drv=${who%%-*}
+	dio=$([ "${who#*-}" = dio ] && echo on || echo off)
+	if [ "$drv" = c ]; then modprobe loop; else insmod "$RUST_LOOP_KO"; fi
+	dev=$(losetup --direct-io=$dio -f --show "$file")
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	# shellcheck disable=SC2086
+	fio --name="$JOB" --filename="$dev" --ioengine=libaio --direct=1 --size=${SIZE_MB}M \
+		--time_based --runtime="$RUNTIME" --randrepeat=0 $opts --output-format=json \
+		--output=/tmp/fio.json >/dev/null 2>&1 &
+	# Profile the steady state only: fio's start (loading its libraries, setting up its
+	# shared memory) takes over a second under emulation.
+	sleep 2
+	busy0=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat)
+	perf record -q -a -e cpu-clock -o /tmp/perf.data -- sleep $((RUNTIME - 3)) 2>/dev/null
+	busy=$(($(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat) - busy0))
+	wait $!
+	# The I/Os of the profiled window, at fio's average rate.
+	ios=$(python3 -c 'import json, sys; j = json.load(open("/tmp/fio.json"))["jobs"][0]
+print(int((j["read"]["iops"] + j["write"]["iops"]) * int(sys.argv[1])))' $((RUNTIME - 3)))
+	{
+		echo "== $who: $JOB, $ios I/Os, guest busy CPU $((busy * 10000 / ios)) us/IO"
+		echo "busy samples by module, then by symbol (idle excluded, % of busy):"
+		perf report -i /tmp/perf.data --no-children --sort dso,sym --stdio -g none \
+			--percent-limit 0 2>/dev/null | python3 -c '
+import collections, sys
+rows = []
+for line in sys.stdin:
+    parts = line.split()
+    if len(parts) < 4 or not parts[0].endswith("%"):
+        continue
+    dso, sym = parts[1], " ".join(parts[3:])
+    if any(idle in sym for idle in ("safe_halt", "default_idle", "cpuidle", "do_idle")):
+        continue
+    rows.append((float(parts[0][:-1]), dso, sym))
+busy = sum(r[0] for r in rows) or 1
+by_dso = collections.Counter()
+for p, dso, _ in rows:
+    by_dso[dso] += p
+for dso, p in by_dso.most_common(8):
+    print(f"{100 * p / busy:6.2f}%  {dso}")
+for p, dso, sym in rows[:40]:
+    print(f"{100 * p / busy:6.2f}%  {sym} ({dso})")
+'
+	} >"$OUT/$who.txt"
+	cat "$OUT/$who.txt"
+	losetup -d "$dev"
+	udevadm settle 2>/dev/null || true
+	if [ "$drv" = c ]; then rmmod loop; else rmmod rust_loop; fi
+done
+umount "$mnt"
