@@ -21,6 +21,7 @@ randread-qd1) opts="--rw=randread --bs=4k --iodepth=1" ;;
 randread-qd64) opts="--rw=randread --bs=4k --iodepth=64" ;;
 randrw-qd32x2) opts="--rw=randrw --rwmixread=70 --bs=4k --iodepth=32 --numjobs=2 --group_reporting" ;;
 seqread-1m) opts="--rw=read --bs=1M --iodepth=8" ;;
+seqwrite-1m) opts="--rw=write --bs=1M --iodepth=8" ;;
 *) echo "unknown PROFILE_JOB $JOB" >&2; exit 1 ;;
 esac
 
@@ -33,7 +34,7 @@ fio --name=fill --filename="$file" --rw=write --bs=1M --size=${SIZE_MB}M --direc
 	--ioengine=libaio --iodepth=8 --output=/dev/null
 cd /tmp
 
-for who in c-buffered rust-buffered c-dio rust-dio; do
+for who in ${PROFILE_ORDER:-c-buffered rust-buffered c-dio rust-dio}; do
 	drv=${who%%-*}
 	dio=$([ "${who#*-}" = dio ] && echo on || echo off)
 	if [ "$drv" = c ]; then modprobe loop; else insmod "$RUST_LOOP_KO"; fi
@@ -52,10 +53,11 @@ for who in c-buffered rust-buffered c-dio rust-dio; do
 	busy=$(($(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat) - busy0))
 	wait $!
 	# The I/Os of the profiled window, at fio's average rate.
-	ios=$(python3 -c 'import json, sys; j = json.load(open("/tmp/fio.json"))["jobs"][0]
-print(int((j["read"]["iops"] + j["write"]["iops"]) * int(sys.argv[1])))' $((RUNTIME - 3)))
+	iops=$(python3 -c 'import json; j = json.load(open("/tmp/fio.json"))["jobs"][0]
+print(int(j["read"]["iops"] + j["write"]["iops"]))')
+	ios=$((iops * (RUNTIME - 3)))
 	{
-		echo "== $who: $JOB, $ios I/Os, guest busy CPU $((busy * 10000 / ios)) us/IO"
+		echo "== $who: $JOB, $iops IOPS, guest busy CPU $((busy * 10000 / ios)) us/IO"
 		echo "busy samples by module, then by symbol (idle excluded, % of busy):"
 		perf report -i /tmp/perf.data --no-children --sort dso,sym --stdio -g none \
 			--percent-limit 0 2>/dev/null | python3 -c '
