@@ -49,7 +49,8 @@ for who in ${PROFILE_ORDER:-c-buffered rust-buffered c-dio rust-dio}; do
 	# shared memory) takes over a second under emulation.
 	sleep 2
 	busy0=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat)
-	perf record -q -a -e cpu-clock -o /tmp/perf.data -- sleep $((RUNTIME - 3)) 2>/dev/null
+	perf record -q -a ${PROFILE_CALLGRAPH:+-g} -e cpu-clock -o /tmp/perf.data -- \
+		sleep $((RUNTIME - 3)) 2>/dev/null
 	busy=$(($(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat) - busy0))
 	wait $!
 	# The I/Os of the profiled window, at fio's average rate.
@@ -81,6 +82,10 @@ for p, dso, sym in rows[:40]:
     print(f"{100 * p / busy:6.2f}%  {sym} ({dso})")
 '
 	} >"$OUT/$who.txt"
+	# With PROFILE_CALLGRAPH=1, also where the busiest symbols are called from.
+	[ -z "${PROFILE_CALLGRAPH:-}" ] ||
+		perf report -i /tmp/perf.data --no-children --stdio -g caller,0.5 --percent-limit 0.5 \
+			2>/dev/null >"$OUT/$who.callgraph.txt" || true
 	cat "$OUT/$who.txt"
 	losetup -d "$dev"
 	udevadm settle 2>/dev/null || true
