@@ -10,6 +10,7 @@
 # Writes one fio JSON per run to $OUT, plus setup-cost timings; the host builds the report.
 
 set -euo pipefail
+. "$(dirname "$0")/jobs.sh"
 OUT=${OUT:?}
 REPS=${REPS:-3}
 RUNTIME=${RUNTIME:-10}
@@ -26,12 +27,10 @@ mkfs.ext4 -q -F "$DISK"
 mount "$DISK" "$mnt"
 file="$mnt/backing.img"
 progress "filling a ${SIZE_MB} MiB backing file"
-fio --name=fill --filename="$file" --rw=write --bs=1M --size=${SIZE_MB}M --direct=1 \
-	--ioengine=libaio --iodepth=8 --output=/dev/null
+fill "$file" "$SIZE_MB"
 modprobe brd rd_nr=1 rd_size=$((SIZE_MB * 1024))
 ram=/dev/ram0
-fio --name=fill --filename=$ram --rw=write --bs=1M --size=${SIZE_MB}M --direct=1 \
-	--ioengine=libaio --iodepth=8 --output=/dev/null
+fill "$ram" "$SIZE_MB"
 
 cur=""
 use_driver() {
@@ -42,20 +41,6 @@ use_driver() {
 	case $1 in rust) insmod "$RUST_LOOP_KO" ;; c) modprobe loop ;; raw) ;; esac
 	cur=$1
 	udevadm settle 2>/dev/null || true
-}
-
-# job_section NAME: the fio job file section of one job.
-job_section() {
-	printf '[%s]\nstonewall\n' "$1"
-	case $1 in
-	randread-qd1) printf 'rw=randread\nbs=4k\niodepth=1\n' ;;
-	randread-qd64) printf 'rw=randread\nbs=4k\niodepth=64\n' ;;
-	randwrite-qd64) printf 'rw=randwrite\nbs=4k\niodepth=64\n' ;;
-	randrw-qd32x2) printf 'rw=randrw\nrwmixread=70\nbs=4k\niodepth=32\nnumjobs=2\ngroup_reporting\n' ;;
-	seqread-1m) printf 'rw=read\nbs=1M\niodepth=8\n' ;;
-	seqwrite-1m) printf 'rw=write\nbs=1M\niodepth=8\n' ;;
-	*) echo "unknown job $1" >&2; return 1 ;;
-	esac
 }
 
 # fio runs every job of a store in one invocation (a job per section, each behind a

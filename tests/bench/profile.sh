@@ -7,6 +7,7 @@
 # the top kernel symbols by self time and the whole-guest busy CPU per I/O to $OUT.
 
 set -euo pipefail
+. "$(dirname "$0")/jobs.sh"
 OUT=${OUT:?}
 DISK=${BENCH_DISK:?}
 SIZE_MB=${SIZE_MB:-1024}
@@ -16,22 +17,14 @@ mkdir -p "$OUT"
 echo 0 >/proc/sys/kernel/kptr_restrict
 echo -1 >/proc/sys/kernel/perf_event_paranoid
 
-case $JOB in
-randread-qd1) opts="--rw=randread --bs=4k --iodepth=1" ;;
-randread-qd64) opts="--rw=randread --bs=4k --iodepth=64" ;;
-randrw-qd32x2) opts="--rw=randrw --rwmixread=70 --bs=4k --iodepth=32 --numjobs=2 --group_reporting" ;;
-seqread-1m) opts="--rw=read --bs=1M --iodepth=8" ;;
-seqwrite-1m) opts="--rw=write --bs=1M --iodepth=8" ;;
-*) echo "unknown PROFILE_JOB $JOB" >&2; exit 1 ;;
-esac
+job_section "$JOB" >/dev/null
 
 mnt=/tmp/profile-ext4
 mkdir -p "$mnt"
 mkfs.ext4 -q -F "$DISK"
 mount "$DISK" "$mnt"
 file=$mnt/backing.img
-fio --name=fill --filename="$file" --rw=write --bs=1M --size=${SIZE_MB}M --direct=1 \
-	--ioengine=libaio --iodepth=8 --output=/dev/null
+fill "$file" "$SIZE_MB"
 cd /tmp
 
 for who in ${PROFILE_ORDER:-c-buffered rust-buffered c-dio rust-dio}; do
@@ -41,17 +34,19 @@ for who in ${PROFILE_ORDER:-c-buffered rust-buffered c-dio rust-dio}; do
 	dev=$(losetup --direct-io=$dio -f --show "$file")
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	# shellcheck disable=SC2086
-	fio --name="$JOB" --filename="$dev" --ioengine=libaio --direct=1 --size=${SIZE_MB}M \
-		--time_based --runtime="$RUNTIME" --randrepeat=0 $opts --output-format=json \
-		--output=/tmp/fio.json >/dev/null 2>&1 &
+	{
+		printf '[global]\nfilename=%s\nioengine=libaio\ndirect=1\nsize=%sM\n' "$dev" "$SIZE_MB"
+		printf 'time_based\nruntime=%s\nrandrepeat=0\n' "$RUNTIME"
+		job_section "$JOB"
+	} >/tmp/job.fio
+	fio --output-format=json --output=/tmp/fio.json /tmp/job.fio >/dev/null 2>&1 &
 	# Profile the steady state only: fio's start (loading its libraries, setting up its
 	# shared memory) takes over a second under emulation.
 	sleep 2
-	busy0=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat)
+	busy0=$(busy_ticks)
 	perf record -q -a ${PROFILE_CALLGRAPH:+-g} -e cpu-clock -o /tmp/perf.data -- \
 		sleep $((RUNTIME - 3)) 2>/dev/null
-	busy=$(($(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat) - busy0))
+	busy=$(($(busy_ticks) - busy0))
 	wait $!
 	# The I/Os of the profiled window, at fio's average rate.
 	iops=$(python3 -c 'import json; j = json.load(open("/tmp/fio.json"))["jobs"][0]
@@ -81,12 +76,15 @@ for dso, p in by_dso.most_common(8):
 for p, dso, sym in rows[:40]:
     print(f"{100 * p / busy:6.2f}%  {sym} ({dso})")
 '
-	} >"$OUT/$who.txt"
+	} >"$OUT/$who.run.txt"
+	# A contender named twice in PROFILE_ORDER keeps every run.
+	cat "$OUT/$who.run.txt" >>"$OUT/$who.txt"
 	# With PROFILE_CALLGRAPH=1, also where the busiest symbols are called from.
 	[ -z "${PROFILE_CALLGRAPH:-}" ] ||
 		perf report -i /tmp/perf.data --no-children --stdio -g caller,0.5 --percent-limit 0.5 \
-			2>/dev/null >"$OUT/$who.callgraph.txt" || true
-	cat "$OUT/$who.txt"
+			2>/dev/null >>"$OUT/$who.callgraph.txt" || true
+	cat "$OUT/$who.run.txt"
+	rm "$OUT/$who.run.txt"
 	losetup -d "$dev"
 	udevadm settle 2>/dev/null || true
 	if [ "$drv" = c ]; then rmmod loop; else rmmod rust_loop; fi
