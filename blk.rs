@@ -104,6 +104,13 @@ pub(crate) enum ReqOp {
     Other,
 }
 
+impl ReqOp {
+    /// Whether the operation changes data (`op_is_write`; a flush is not a write).
+    pub(crate) fn is_write(self) -> bool {
+        matches!(self, Self::Write | Self::Discard | Self::WriteZeroes)
+    }
+}
+
 /// `REQ_OP_MASK`.
 const REQ_OP_MASK: u32 = (1 << bindings::REQ_OP_BITS) - 1;
 /// `REQ_NOUNMAP`: write zeroes without deallocating.
@@ -170,20 +177,27 @@ impl<T: Operations> Request<T> {
         self.ptr.as_ptr()
     }
 
-    /// The request's first sector (`blk_rq_pos`).
-    pub(crate) fn pos(&self) -> u64 {
-        // SAFETY: By the type invariant the request is valid and ours.
-        unsafe { (*self.raw()).__sector }
+    /// The request's first sector (`blk_rq_pos`), for the operations that address data:
+    /// reads, writes, discards and write-zeroes. `None` for the others: a flush has no
+    /// position (blk-mq leaves its sector at all ones).
+    pub(crate) fn sector(&self) -> Option<u64> {
+        match self.op() {
+            ReqOp::Read | ReqOp::Write | ReqOp::Discard | ReqOp::WriteZeroes => {
+                // SAFETY: By the type invariant the request is valid and ours.
+                Some(unsafe { (*self.raw()).__sector })
+            }
+            ReqOp::Flush | ReqOp::Other => None,
+        }
     }
 
     /// The request's remaining bytes (`blk_rq_bytes`).
     pub(crate) fn bytes(&self) -> u32 {
-        // SAFETY: As in `pos`.
+        // SAFETY: By the type invariant the request is valid and ours.
         unsafe { (*self.raw()).__data_len }
     }
 
     fn flags(&self) -> u32 {
-        // SAFETY: As in `pos`.
+        // SAFETY: By the type invariant the request is valid and ours.
         unsafe { (*self.raw()).cmd_flags }
     }
 

@@ -1147,12 +1147,12 @@ impl LoopDevice {
     }
 
     /// `lo_fallocate`: discard and write-zeroes through the backing file's `fallocate`.
-    fn fallocate(io: &IoConfig, rq: &Request<Self>, pos: u64, mode: i32) -> Result {
+    fn fallocate(io: &IoConfig, rq: &Request<Self>, pos: i64, mode: i32) -> Result {
         let mode = mode | sys::FALLOC_FL_KEEP_SIZE;
         if rq.queue().max_discard_sectors() == 0 {
             return Err(EOPNOTSUPP);
         }
-        match io.file.fallocate(mode, pos, u64::from(rq.bytes())) {
+        match io.file.fallocate(mode, pos, rq.bytes()) {
             Ok(()) => Ok(()),
             Err(e) if e == EOPNOTSUPP => {
                 // The limits were set hoping `fallocate` works; it does not, so stop
@@ -1175,7 +1175,7 @@ impl LoopDevice {
 
     /// Reads or writes through the page cache (`lo_rw_aio` without `use_aio`); the result
     /// goes to `complete` as is.
-    fn rw(io: &IoConfig, rq: &Request<Self>, pos: u64, write: bool) -> i64 {
+    fn rw(io: &IoConfig, rq: &Request<Self>, pos: i64, write: bool) -> i64 {
         let mut bvecs = KVec::new();
         let dir = if write {
             IterDir::Source
@@ -1197,18 +1197,13 @@ impl LoopDevice {
 
     /// Starts an asynchronous direct read or write (`lo_rw_aio` with `use_aio`); the request
     /// completes from `aio_complete`, possibly in interrupt context.
-    fn rw_aio(io: &Arc<IoConfig>, rq: Request<Self>, pos: u64, write: bool) {
+    ///
+    /// `io` is the request's own reference (see [`Self::handle_cmd`]): it moves into the
+    /// direct I/O state and is dropped by `aio_put` before the request completes.
+    fn rw_aio(io: Arc<IoConfig>, rq: Request<Self>, pos: i64, write: bool) {
         let cmd = rq.pdu();
         // SAFETY: We own the request, so its direct I/O state is ours until submission.
         let aio = unsafe { &mut *cmd.aio.get() };
-        aio.io = Some(io.clone());
-        aio.write = write;
-        let Ok(pos) = i64::try_from(pos) else {
-            aio.io = None;
-            cmd.ret.store(-i64::from(bindings::EIO), Relaxed);
-            rq.complete();
-            return;
-        };
         let dir = if write {
             IterDir::Source
         } else {
@@ -1217,14 +1212,12 @@ impl LoopDevice {
         let mut iter = match rq.iov_iter(dir, &mut aio.bvec) {
             Ok(iter) => iter,
             Err(_) => {
-                aio.io = None;
+                drop(io);
                 cmd.ret.store(-i64::from(bindings::EIO), Relaxed);
                 rq.complete();
                 return;
             }
         };
-        // One reference for the submitter, one for the completion.
-        cmd.refs.store(2, Relaxed);
         aio.iocb = bindings::kiocb {
             ki_filp: io.file.as_raw(),
             ki_pos: pos,
@@ -1234,15 +1227,24 @@ impl LoopDevice {
             ki_flags: sys::IOCB_DIRECT | io.sync_flags,
             ..pin_init::zeroed()
         };
-        let iocb = &raw mut aio.iocb;
-        // SAFETY: `iocb` is a fully set up kiocb for the backing file, living in the PDU (and
-        // the bvecs in the request or `aio.bvec`) until the completion; the write freeze
-        // protection taken here is released by `aio_put` after the write ends.
-        let ret = unsafe {
-            if write {
-                sys::rust_loop_kiocb_start_write(iocb);
+        aio.write = write;
+        let ret = {
+            // The request's reference keeps the backing file open until `aio_put` drops it,
+            // before completing; this block only borrows it, and ends before the submitter
+            // lets go of the request (after which the completion may drop it).
+            let io: &IoConfig = aio.io.insert(io);
+            // One reference for the submitter, one for the completion.
+            cmd.refs.store(2, Relaxed);
+            let iocb = &raw mut aio.iocb;
+            // SAFETY: `iocb` is a fully set up kiocb for the backing file, living in the PDU
+            // (and the bvecs in the request or `aio.bvec`) until the completion; the write
+            // freeze protection taken here is released by `aio_put` after the write ends.
+            unsafe {
+                if write {
+                    sys::rust_loop_kiocb_start_write(iocb);
+                }
+                io.file.submit(iocb, write, &mut iter)
             }
-            io.file.submit(iocb, write, &mut iter)
         };
         let pdu = rq.into_pdu();
         // SAFETY: `pdu` is the driver data of a request that either `aio_complete` or the
@@ -1280,8 +1282,9 @@ impl LoopDevice {
         }
     }
 
-    /// Drops one reference of a direct I/O; the last one ends the write protection and
-    /// completes the request (`lo_rw_aio_do_completion`). Context: any.
+    /// Drops one reference of a direct I/O; the last one ends the write protection, drops
+    /// the request's configuration reference and completes the request
+    /// (`lo_rw_aio_do_completion`). Context: any.
     ///
     /// # Safety
     ///
@@ -1299,67 +1302,100 @@ impl LoopDevice {
         aio.bvec.clear();
         if aio.write {
             // SAFETY: `kiocb_start_write` was called on this kiocb in `rw_aio`; its file is
-            // kept alive by `aio.io`.
+            // kept open by `aio.io`, dropped only below.
             unsafe { sys::rust_loop_kiocb_end_write(&raw mut aio.iocb) };
         }
-        let io = aio.io.take();
+        // Not the file's last reference: the device holds the configuration until the
+        // queue has drained (a freeze, or the final release, which as in C's
+        // `__loop_clr_fd` has no I/O outstanding), which needs this request to complete
+        // first. So nothing is released here, and this context keeps nothing of the file.
+        drop(aio.io.take());
         // SAFETY: `rw_aio` gave the request up with `into_pdu`; we are its only owner now.
         unsafe { Request::<Self>::from_pdu(pdu) }.complete();
-        drop(io);
     }
 
-    /// Handles one request in the worker (`loop_handle_cmd` and `do_req_filebacked`).
-    fn handle_cmd(io: Option<&Arc<IoConfig>>, mut rq: Request<Self>) {
+    /// The position in the backing file of a request that addresses data: its sector in
+    /// bytes plus the offset (`pos` in `do_req_filebacked`). `EIO` for a request without a
+    /// position (a flush) or past what a file position (`loff_t`) holds.
+    fn backing_pos(io: &IoConfig, rq: &Request<Self>) -> Result<i64> {
+        let sector = rq.sector().ok_or(EIO)?;
+        sector
+            .checked_mul(u64::from(sys::SECTOR_SIZE))
+            .and_then(|bytes| bytes.checked_add(io.offset))
+            .and_then(|pos| i64::try_from(pos).ok())
+            .ok_or(EIO)
+    }
+
+    /// Runs one request on the backing file (`do_req_filebacked`): the result for
+    /// `complete`, or the position of a direct read or write to start asynchronously.
+    /// Only the operations that address data compute a position.
+    fn do_req(io: &IoConfig, rq: &Request<Self>) -> Result<Handled> {
         let op = rq.op();
-        // `op_is_write`: a flush is not a write.
-        let write = matches!(op, ReqOp::Write | ReqOp::Discard | ReqOp::WriteZeroes);
-        let ret: Result<i64> = (|| {
-            let io = io.ok_or(EIO)?;
-            if write && io.read_only {
-                return Err(EIO);
-            }
-            // We can block here.
-            rq.clear_nowait();
-            let pos = (rq.pos() << 9).checked_add(io.offset).ok_or(EIO)?;
-            if io.dio && matches!(op, ReqOp::Read | ReqOp::Write) {
-                // Completes asynchronously; `rq` is moved out below.
-                return Ok(i64::MIN);
-            }
-            match op {
-                ReqOp::Flush => Self::req_flush(io).map(|()| 0),
-                ReqOp::WriteZeroes => {
-                    let mode = if rq.nounmap() {
-                        sys::FALLOC_FL_ZERO_RANGE
-                    } else {
-                        sys::FALLOC_FL_PUNCH_HOLE
-                    };
-                    Self::fallocate(io, &rq, pos, mode).map(|()| 0)
-                }
-                ReqOp::Discard => {
-                    Self::fallocate(io, &rq, pos, sys::FALLOC_FL_PUNCH_HOLE).map(|()| 0)
+        Ok(Handled::Done(match op {
+            ReqOp::Flush => Self::req_flush(io).map(|()| 0)?,
+            ReqOp::Read | ReqOp::Write => {
+                let pos = Self::backing_pos(io, rq)?;
+                let write = op == ReqOp::Write;
+                if io.dio {
+                    return Ok(Handled::Aio { pos, write });
                 }
                 // Reads and writes report their own result, errors included.
-                ReqOp::Write => Ok(Self::rw(io, &rq, pos, true)),
-                ReqOp::Read => Ok(Self::rw(io, &rq, pos, false)),
-                ReqOp::Other => Err(EIO),
+                Self::rw(io, rq, pos, write)
             }
-        })();
-        let ret = match ret {
-            Ok(i64::MIN) => {
-                if let Some(io) = io {
-                    let pos = (rq.pos() << 9).wrapping_add(io.offset);
-                    Self::rw_aio(io, rq, pos, op == ReqOp::Write);
-                    return;
+            ReqOp::WriteZeroes => {
+                let pos = Self::backing_pos(io, rq)?;
+                let mode = if rq.nounmap() {
+                    sys::FALLOC_FL_ZERO_RANGE
+                } else {
+                    sys::FALLOC_FL_PUNCH_HOLE
+                };
+                Self::fallocate(io, rq, pos, mode).map(|()| 0)?
+            }
+            ReqOp::Discard => {
+                let pos = Self::backing_pos(io, rq)?;
+                Self::fallocate(io, rq, pos, sys::FALLOC_FL_PUNCH_HOLE).map(|()| 0)?
+            }
+            ReqOp::Other => return Err(EIO),
+        }))
+    }
+
+    /// Handles one request in the worker (`loop_handle_cmd`).
+    ///
+    /// `io` is this request's own reference to the I/O configuration. It is dropped before
+    /// the request completes (a direct I/O hands it to `aio_put`, which does the same), so
+    /// once the queue has drained no I/O context holds the backing file: the configuration
+    /// path that cleared or replaced it drops the last reference and the file is released
+    /// by the task that detached it, as in C.
+    fn handle_cmd(io: Option<Arc<IoConfig>>, mut rq: Request<Self>) {
+        let ret = match io {
+            None => Err(EIO),
+            Some(io) if rq.op().is_write() && io.read_only => Err(EIO),
+            Some(io) => {
+                // We can block here.
+                rq.clear_nowait();
+                match Self::do_req(&io, &rq) {
+                    Ok(Handled::Aio { pos, write }) => return Self::rw_aio(io, rq, pos, write),
+                    ret => ret,
                 }
-                -i64::from(bindings::EIO)
             }
-            Ok(v) => v,
+        };
+        let ret = match ret {
+            Ok(Handled::Done(v)) => v,
+            Ok(Handled::Aio { .. }) => -i64::from(bindings::EIO),
             Err(e) if e == EOPNOTSUPP => i64::from(e.to_errno()),
             Err(_) => -i64::from(bindings::EIO),
         };
         rq.pdu().ret.store(ret, Relaxed);
         rq.complete();
     }
+}
+
+/// What [`LoopDevice::do_req`] did with a request.
+enum Handled {
+    /// Done: bytes transferred or a negative errno, for `complete`.
+    Done(i64),
+    /// A direct read or write at `pos`, to start asynchronously.
+    Aio { pos: i64, write: bool },
 }
 
 /// A zeroed `loop_info64`.
@@ -1575,8 +1611,18 @@ impl WorkItem for LoopDevice {
                 core::mem::swap(&mut pending.rqs, &mut *batch);
                 pending.io.clone()
             };
-            for rq in batch.drain_all() {
-                Self::handle_cmd(io.as_ref(), rq);
+            // Each request gets its own reference to the configuration and drops it before
+            // it completes; the last request takes the batch's, so that once the batch's
+            // last request has completed this worker holds no backing file.
+            let mut io = io;
+            let mut rqs = batch.drain_all().peekable();
+            while let Some(rq) = rqs.next() {
+                let rq_io = if rqs.peek().is_some() {
+                    io.clone()
+                } else {
+                    io.take()
+                };
+                Self::handle_cmd(rq_io, rq);
                 sys::cond_resched();
             }
         }
@@ -1588,12 +1634,21 @@ pub(crate) mod show {
     use super::*;
 
     /// `backing_file`: the path, or nothing when unbound.
+    ///
+    /// As C, the path is read under `lo_lock` into the page less its last byte (so a path
+    /// of up to `PAGE_SIZE - 2` bytes fits with its newline and NUL), without taking a
+    /// reference on the file: a reader never holds the backing file open.
     pub(crate) fn backing_file(dev: &LoopDevice, page: &mut [u8]) -> Result<usize> {
-        let file = dev.lo_lock.lock().clone();
-        let Some(file) = file else { return Ok(0) };
-        let last = page.len().checked_sub(2).ok_or(EINVAL)?;
-        let n = file.path_into(page.get_mut(..last).ok_or(EINVAL)?)?;
+        let last = page.len().checked_sub(1).ok_or(EINVAL)?;
+        let n = {
+            let file = dev.lo_lock.lock();
+            let Some(file) = file.as_ref() else {
+                return Ok(0);
+            };
+            file.path_into(page.get_mut(..last).ok_or(EINVAL)?)?
+        };
         *page.get_mut(n).ok_or(EINVAL)? = b'\n';
+        *page.get_mut(n + 1).ok_or(EINVAL)? = 0;
         Ok(n + 1)
     }
 

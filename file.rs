@@ -321,10 +321,9 @@ impl BackingFile {
 
     /// Calls the file's `fallocate` directly, as C loop does (no permission or freeze checks:
     /// the device owns the file).
-    pub(crate) fn fallocate(&self, mode: i32, pos: u64, len: u64) -> Result {
+    pub(crate) fn fallocate(&self, mode: i32, pos: i64, len: u32) -> Result {
         let f = self.ops().fallocate.ok_or(EOPNOTSUPP)?;
-        let pos = i64::try_from(pos).map_err(|_| EINVAL)?;
-        let len = i64::try_from(len).map_err(|_| EINVAL)?;
+        let len = i64::from(len);
         // SAFETY: The file is valid and `f` is its own operation.
         let r = unsafe { f(self.raw(), mode, pos, len) };
         to_result(i32::try_from(r).unwrap_or(-(bindings::EIO as i32)))
@@ -338,13 +337,13 @@ impl BackingFile {
         &self,
         write: bool,
         sync_flags: i32,
-        pos: u64,
+        pos: i64,
         ioprio: u16,
         iter: &mut IovIter<'_>,
     ) -> Result<usize> {
         let mut iocb: bindings::kiocb = pin_init::zeroed();
         iocb.ki_filp = self.raw();
-        iocb.ki_pos = i64::try_from(pos).map_err(|_| EINVAL)?;
+        iocb.ki_pos = pos;
         iocb.ki_ioprio = ioprio;
         // Unlike C loop (`ki_flags = 0`), an O_DSYNC/O_SYNC backing file keeps its durability.
         iocb.ki_flags = sync_flags;

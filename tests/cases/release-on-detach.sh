@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The backing file is closed by the time the call that lets it go returns: the last close of
+# a detached (or autoclear) device, and LOOP_CHANGE_FD for the old file. C loop drops the
+# file in the detaching task (its fput runs as task work before the syscall returns) and no
+# I/O context holds a reference. rust_loop's worker and direct I/O completion used to hold
+# one past the request's completion, so the last fput could land in a kworker or interrupt
+# and be deferred: the lower device of a stack was still bound (LOOP_CTL_REMOVE: EBUSY), the
+# filesystem holding the backing file could not be unmounted (EBUSY).
+#
+# Each scenario runs ROUNDS rounds, bounded in time, buffered and with direct I/O. The I/O
+# worker and this test share CPU 0 (the unbound workqueues' cpumask), so that the woken test
+# runs ahead of the worker at its next scheduling point: the window in which a worker still
+# holds the file is then hit in most rounds, not a few percent of them. udev's rule execution
+# is paused meanwhile, so that no udev worker holds a device open and every close here is the
+# last one.
+. "$(dirname "$0")/../lib.sh"
+
+ROUNDS=${ROUNDS:-40}
+SECONDS_EACH=${SECONDS_EACH:-60}
+RACE="python3 $TESTS_DIR/tools/release_race.py"
+
+load_driver
+udevadm settle
+wq_mask=/sys/devices/virtual/workqueue/cpumask
+old_mask=$(cat "$wq_mask")
+udev_paused=0
+cleanup() {
+	[ "$udev_paused" = 1 ] && udevadm control --start-exec-queue
+	echo "$old_mask" >"$wq_mask"
+	umount "$mnt" 2>/dev/null || true
+	unload_driver >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+udevadm control --stop-exec-queue 2>/dev/null && udev_paused=1
+[ "${RACE_PIN:-rt}" = none ] || echo 1 >"$wq_mask"
+
+f=$(new_backing release-race.img 4M)
+new=$(new_backing release-race-new.img 4M)
+# A small ext4 holding the backing files of the umount scenarios, on a device of its own.
+fsimg=$(new_backing release-race-fs.img 32M)
+mkfs.ext4 -q -F "$fsimg"
+fsdev=$(losetup -f --show "$fsimg")
+mnt=$(mktemp -d)
+mount "$fsdev" "$mnt"
+truncate -s 4M "$mnt/backing.img"
+truncate -s 4M "$mnt/old.img"
+export MNT_SOURCE=$fsdev
+
+# RACE_PIN (for measuring): rt = SCHED_FIFO on the workers' CPU, same = that CPU, none.
+case ${RACE_PIN:-rt} in
+rt) pin=(chrt -f 10 taskset -c 0) ;;
+same) pin=(taskset -c 0) ;;
+*) pin=() ;;
+esac
+status=0
+for dio in "" --dio; do
+	"${pin[@]}" $RACE stacked "$ROUNDS" $dio --seconds "$SECONDS_EACH" 120 121 "$f" || status=1
+	"${pin[@]}" $RACE umount "$ROUNDS" $dio --seconds "$SECONDS_EACH" /dev/loop7 "$mnt" \
+		"$mnt/backing.img" || status=1
+	"${pin[@]}" $RACE changefd "$ROUNDS" $dio --seconds "$SECONDS_EACH" /dev/loop7 "$mnt" \
+		"$mnt/old.img" "$new" || status=1
+done
+umount "$mnt"
+detach "$fsdev"
+[ "$status" = 0 ] || fail "a backing file outlived the call that released it (see above)"
