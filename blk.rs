@@ -143,7 +143,7 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     fn open(&self, disk: &DiskRef, mode: OpenMode) -> Result;
 
     /// Called on the last close of the disk (`fops->release`), with `open_mutex` held.
-    fn release(&self, disk: &DiskRef);
+    fn release(&self, disk: &ReleasingDisk);
 
     /// Handles a driver ioctl not consumed by the block core (`fops->ioctl`).
     fn ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
@@ -350,11 +350,15 @@ impl<T: Operations> Request<T> {
 
     /// Completes the first `bytes` of the request successfully and puts the rest back on the
     /// queue, to be issued again through `queue_rq` (`blk_update_request` and
-    /// `blk_mq_requeue_request`).
+    /// `blk_mq_requeue_request`). If `bytes` covers all that remains, the request simply
+    /// ends successfully.
     pub(crate) fn requeue_rest(self, bytes: u32) {
+        if bytes >= self.bytes() {
+            return self.end(Ok(()));
+        }
         let rq = ManuallyDrop::new(self);
-        // SAFETY: The request is ours and `bytes` is less than what remains of it (the caller
-        // checked), so it is not finished by the update and may be requeued.
+        // SAFETY: The request is ours and `bytes` is less than what remains of it (checked
+        // above), so the update does not finish it and it may be requeued.
         unsafe {
             bindings::blk_update_request(
                 rq.raw(),
@@ -655,6 +659,32 @@ impl<T: Operations> Drop for GenDisk<T> {
     }
 }
 
+/// A disk in its `release` callback, where the block core holds its `open_mutex`.
+///
+/// # Invariants
+///
+/// The disk's `open_mutex` is held by the block core for as long as this value is borrowed:
+/// it is only made by the `release` trampoline, for the duration of the call.
+#[repr(transparent)]
+pub(crate) struct ReleasingDisk(DiskRef);
+
+impl ReleasingDisk {
+    /// Rescans partitions under the `open_mutex` the caller holds (`bdev_disk_changed`),
+    /// which also removes every partition of an unbound device.
+    pub(crate) fn disk_changed(&self) -> Result {
+        // SAFETY: By the type invariant `open_mutex` is held; the disk is valid.
+        to_result(unsafe { bindings::bdev_disk_changed(self.0.as_raw(), false) })
+    }
+}
+
+impl core::ops::Deref for ReleasingDisk {
+    type Target = DiskRef;
+
+    fn deref(&self) -> &DiskRef {
+        &self.0
+    }
+}
+
 /// A disk borrowed from the block layer for the duration of a call.
 #[repr(transparent)]
 pub(crate) struct DiskRef(Opaque<bindings::gendisk>);
@@ -760,14 +790,6 @@ impl DiskRef {
             bindings::mutex_unlock(m);
             to_result(r)
         }
-    }
-
-    /// Rescans partitions when `open_mutex` is already held by the caller's caller, as in
-    /// the release path (`bdev_disk_changed`).
-    pub(crate) fn disk_changed_locked(&self) -> Result {
-        // SAFETY: Only called from `Operations::release`, where the block core holds
-        // `open_mutex`.
-        to_result(unsafe { bindings::bdev_disk_changed(self.as_raw(), false) })
     }
 
     /// Adds a sysfs attribute group to the disk's directory.
@@ -1136,6 +1158,9 @@ impl<T: Operations> OperationsVTable<T> {
     unsafe extern "C" fn release(disk: *mut bindings::gendisk) {
         // SAFETY: The disk is valid for this call and `free_disk` has not run.
         let (dev, disk) = unsafe { (Self::device(disk), DiskRef::from_raw(disk)) };
+        // INVARIANT: The block core calls `release` with `open_mutex` held, until it returns.
+        // SAFETY: `ReleasingDisk` is a transparent wrapper of `DiskRef`.
+        let disk = unsafe { &*core::ptr::from_ref(disk).cast::<ReleasingDisk>() };
         dev.release(disk);
     }
 

@@ -22,6 +22,7 @@ use crate::{
         DiskRef,
         IterDir,
         OpenMode,
+        ReleasingDisk,
         ReqOp,
         Request, //
     },
@@ -786,7 +787,7 @@ impl LoopDevice {
     ///
     /// Called from `release` with the disk's `open_mutex` held and the state `Rundown`,
     /// which keeps every other configuration path away.
-    fn clr_fd_locked(&self, disk: &DiskRef) {
+    fn clr_fd_locked(&self, disk: &ReleasingDisk) {
         let (file, old_gfp, sysfs_inited, module_ref, io) = {
             let mut cfg = self.lo_mutex.lock();
             *self.lo_lock.lock() = None;
@@ -823,7 +824,7 @@ impl LoopDevice {
         drop(module_ref);
         disk.force_media_change();
         // Removes every partition, also those added with BLKPG without partscan.
-        if let Err(e) = disk.disk_changed_locked() {
+        if let Err(e) = disk.disk_changed() {
             self.warn_partscan(e);
         }
         {
@@ -1554,7 +1555,7 @@ impl blk::Operations for LoopDevice {
     }
 
     /// `lo_release`. Context: the disk's `open_mutex` is held.
-    fn release(&self, disk: &DiskRef) {
+    fn release(&self, disk: &ReleasingDisk) {
         if disk.openers() > 0 {
             return;
         }
