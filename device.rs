@@ -1376,13 +1376,13 @@ impl LoopDevice {
                 rq.clear_nowait();
                 match Self::do_req(&io, &rq) {
                     Ok(Handled::Aio { pos, write }) => return Self::rw_aio(io, rq, pos, write),
-                    ret => ret,
+                    Ok(Handled::Done(v)) => Ok(v),
+                    Err(e) => Err(e),
                 }
             }
         };
         let ret = match ret {
-            Ok(Handled::Done(v)) => v,
-            Ok(Handled::Aio { .. }) => -i64::from(bindings::EIO),
+            Ok(v) => v,
             Err(e) if e == EOPNOTSUPP => i64::from(e.to_errno()),
             Err(_) => -i64::from(bindings::EIO),
         };

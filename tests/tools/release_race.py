@@ -32,11 +32,11 @@ import struct
 import sys
 import time
 
-LOOP_SET_FD, LOOP_CLR_FD, LOOP_CHANGE_FD, LOOP_CONFIGURE = 0x4C00, 0x4C01, 0x4C06, 0x4C0A
-LOOP_CTL_ADD, LOOP_CTL_REMOVE = 0x4C80, 0x4C81
+from loopioctl import LOOP, pack_info64
+
+LOOP_CLR_FD, LOOP_CHANGE_FD, LOOP_CONFIGURE = LOOP["clr-fd"], LOOP["change-fd"], LOOP["configure"]
+LOOP_CTL_ADD, LOOP_CTL_REMOVE = LOOP["ctl-add"], LOOP["ctl-remove"]
 LO_FLAGS_READ_ONLY, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO = 1, 4, 16
-INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
-MNT_DETACH = 2
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
@@ -44,7 +44,7 @@ libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 
 def configure(dev_fd, file_fd, flags):
-    info = INFO64.pack(0, 0, 0, 0, 0, 0, 0, 0, flags, b"", b"", b"", 0, 0)
+    info = pack_info64({"flags": flags})
     fcntl.ioctl(dev_fd, LOOP_CONFIGURE, struct.pack("=II", file_fd, 0) + info + bytes(64))
 
 
