@@ -26,7 +26,7 @@ load_driver() {
 	else
 		modprobe loop "$@" || status=$?
 	fi
-	udevadm settle 2>/dev/null || true
+	settle 2>/dev/null || true
 	return $status
 }
 
@@ -36,8 +36,15 @@ unload_driver() {
 	m=$(driver_module)
 	grep -q "^$m " /proc/modules || return 0
 	losetup -D 2>/dev/null || true
-	udevadm settle 2>/dev/null || true
+	settle 2>/dev/null || true
 	rmmod "$m"
+}
+
+# settle: waits until udev has handled every queued event. udevadm settle itself can fail on a
+# hiccup of the daemon (seen once in CI under TCG: "Failed to wait for daemon to reply:
+# Broken pipe"), which says nothing about the driver: a failed attempt is retried twice.
+settle() {
+	udevadm settle "$@" || { sleep 1 && udevadm settle "$@"; } || { sleep 2 && udevadm settle "$@"; }
 }
 
 fail() {
@@ -87,7 +94,7 @@ sysfs_loop() {
 # detach DEV: losetup -d and wait until the device is free again.
 detach() {
 	losetup -d "$1"
-	udevadm settle 2>/dev/null || true
+	settle 2>/dev/null || true
 }
 
 # The repository is read-only in the guest: work in the scratch directory.

@@ -15,7 +15,7 @@ assert_eq data "$(cat "$mnt/x")" "file on the lazily detached device"
 # The module is pinned while bound.
 if rmmod "$(driver_module)" 2>/dev/null; then fail "module unloaded while bound"; fi
 umount "$mnt"
-udevadm settle
+settle
 [ ! -e "/sys/block/${dev#/dev/}/loop" ] || fail "still bound after the last close"
 
 # losetup --autoclear equivalent: the flag through SET_STATUS64, then last close detaches.
@@ -25,5 +25,5 @@ exec 3<"$dev"
 $LOOPIOCTL "$dev" set-status64 flags=4 >/dev/null
 assert_eq 1 "$(sysfs_loop "$dev" autoclear)" "autoclear via SET_STATUS64"
 exec 3<&-
-udevadm settle
+settle
 [ ! -e "/sys/block/${dev#/dev/}/loop" ] || fail "autoclear device still bound after close"

@@ -7,7 +7,7 @@ command -v fio >/dev/null || skip "fio missing"
 load_driver
 f=$(new_backing edge.img 32M)
 dev=$(losetup --direct-io=on -b 4096 -f --show "$f")
-udevadm settle
+settle
 assert_eq 1 "$(sysfs_loop "$dev" dio)" "dio"
 # Requests above max_sectors (1.25 MiB) and with odd buffer offsets inside pages.
 fio --name=big --filename="$dev" --ioengine=libaio --iodepth=8 --direct=1 --rw=randwrite \

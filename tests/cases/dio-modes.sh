@@ -6,10 +6,10 @@
 [ -n "${SCRATCH_XFS:-}" ] || skip "no xfs scratch filesystem"
 load_driver
 modprobe scsi_debug sector_size=4096 dev_size_mb=32
-udevadm settle
+settle
 sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -n 1)
 [ -b "/dev/$sd" ] || fail "no scsi_debug disk"
-trap 'losetup -D || true; udevadm settle || true; unload_driver || true; rmmod scsi_debug || true' EXIT
+trap 'losetup -D || true; settle || true; unload_driver || true; rmmod scsi_debug || true' EXIT
 tmp=$(mktemp -d)
 mount -t tmpfs -o size=40M tmpfs "$tmp"
 
@@ -18,7 +18,7 @@ check() {
 	local name=$1 backing=$2 want=$3 want_bs=$4 dev
 	shift 4
 	dev=$(losetup --direct-io=on -f --show "$@" "$backing") || fail "$name: losetup"
-	udevadm settle
+	settle
 	assert_eq "$want" "$(sysfs_loop "$dev" dio)" "$name: sysfs dio"
 	assert_eq "$want" "$(losetup -n -l -O DIO "$dev" | tr -d ' ')" "$name: losetup DIO"
 	assert_eq "$want_bs" "$(cat /sys/block/${dev#/dev/}/queue/logical_block_size)" "$name: block size"

@@ -5,11 +5,11 @@
 
 load_driver
 modprobe scsi_debug sector_size=4096 dev_size_mb=16
-udevadm settle
+settle
 sd=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/ | head -n 1)
-trap 'losetup -D || true; udevadm settle || true; unload_driver || true; rmmod scsi_debug || true' EXIT
+trap 'losetup -D || true; settle || true; unload_driver || true; rmmod scsi_debug || true' EXIT
 dev=$(losetup --direct-io=on -f --show -o 512 "/dev/$sd")
-udevadm settle
+settle
 assert_eq 0 "$(sysfs_loop "$dev" dio)" "dio"
 assert_eq "offset 512 not aligned to 4096" "$(sysfs_loop "$dev" dio_reason)" "dio_reason"
 dmesg | grep -q "loop${dev#/dev/loop}: direct I/O not used: offset 512 not aligned to 4096" ||

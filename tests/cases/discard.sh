@@ -5,7 +5,7 @@
 load_driver
 f=$(new_backing discard.img 16M)
 dev=$(losetup -f --show "$f")
-udevadm settle
+settle
 q=/sys/block/${dev#/dev/}/queue
 [ "$(cat $q/discard_max_bytes)" -gt 0 ] || fail "no discard on a file on $(stat -f -c %T "$f")"
 dd if=/dev/urandom of="$dev" bs=1M count=16 oflag=direct status=none

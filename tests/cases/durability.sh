@@ -46,7 +46,7 @@ write_and_check() {
 for mode in off on; do
 	dev=$(losetup -f --show --direct-io="$mode" "$f")
 	assert_eq "$([ $mode = on ] && echo 1 || echo 0)" "$(sysfs_loop "$dev" dio)" "dio=$mode"
-	udevadm settle
+	settle
 	write_and_check "$dev" "a plain write" direct 0
 	write_and_check "$dev" "a FUA write" direct,dsync 1
 	detach "$dev"
@@ -56,7 +56,7 @@ for mode in off on; do
 	[ "$mode" = on ] && flags=16 # LO_FLAGS_DIRECT_IO
 	dev=$(losetup -f)
 	$LOOPIOCTL "$dev" configure "$f" dsync=1 flags=$flags >/dev/null
-	udevadm settle
+	settle
 	write_and_check "$dev" "a write to an O_DSYNC backing file" direct 1
 	detach "$dev"
 done

@@ -52,7 +52,7 @@ OK /dev/loop1 set-status64 offset=0x100000000
 EOVERFLOW /dev/loop1 get-status
 OK /dev/loop1 clr-fd
 END
-udevadm settle
+settle
 ioctls "SET_STATUS" <<END
 ENXIO /dev/loop1 clr-fd
 # SET_STATUS rejects what CONFIGURE rejects.
@@ -66,7 +66,7 @@ assert_eq "flags=8" "$($L /dev/loop0 get-status64 | grep '^flags=')" "flags afte
 $L /dev/loop0 set-status64 flags=0 >/dev/null
 assert_eq "flags=8" "$($L /dev/loop0 get-status64 | grep '^flags=')" "PARTSCAN cleared"
 $L /dev/loop0 clr-fd >/dev/null
-udevadm settle
+settle
 
 # CHANGE_FD: read-only device, same size only.
 ioctls "CHANGE_FD" <<END
@@ -76,7 +76,7 @@ OK /dev/loop0 change-fd $h
 END
 assert_eq "$h" "$(sysfs_loop /dev/loop0 backing_file)" "backing_file after CHANGE_FD"
 $L /dev/loop0 clr-fd >/dev/null
-udevadm settle
+settle
 expect_errno ENXIO $L /dev/loop0 change-fd "$h"
 # Opened read-only without CAP_SYS_ADMIN the setters are refused with EPERM.
 $L /dev/loop0 configure "$f" >/dev/null

@@ -9,7 +9,7 @@ for i in $(seq 200); do
 	dev=$(losetup -f --show "$f") || fail "attach $i"
 	losetup -d "$dev" || fail "detach $i"
 done
-udevadm settle
+settle
 assert_eq "" "$(losetup -a)" "devices left"
 python3 - <<'PY' || fail "open/close of an unbound device"
 import os

@@ -7,13 +7,13 @@ load_driver max_loop=2
 
 assert_eq 0 "$(ctl ctl-get-free)" "GET_FREE with loop0 free"
 assert_eq 10 "$(ctl ctl-add 10)" "ADD 10"
-udevadm settle
+settle
 [ -b /dev/loop10 ] || fail "/dev/loop10 missing after ADD"
 expect_errno EEXIST ctl ctl-add 10
 # A negative index picks the lowest free one.
 assert_eq 2 "$(ctl ctl-add -1)" "ADD -1"
 assert_eq 0 "$(ctl ctl-remove 10)" "REMOVE 10"
-udevadm settle
+settle
 [ ! -e /sys/block/loop10 ] || fail "loop10 still there after REMOVE"
 expect_errno ENODEV ctl ctl-remove 10
 expect_errno EINVAL ctl ctl-remove -1

@@ -6,7 +6,7 @@ load_driver
 f=$(new_backing basic.img 32M)
 dev=$(losetup -f --show "$f")
 assert_eq /dev/loop0 "$dev" "first free device"
-udevadm settle
+settle
 assert_eq "$f" "$(sysfs_loop "$dev" backing_file)" "backing_file"
 assert_eq 0 "$(sysfs_loop "$dev" offset)" "offset"
 assert_eq 0 "$(sysfs_loop "$dev" sizelimit)" "sizelimit"

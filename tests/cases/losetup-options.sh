@@ -8,7 +8,7 @@ head -c 1M /dev/urandom >"$SCRATCH/pat"
 dd if="$SCRATCH/pat" of="$f" bs=1M seek=2 conv=notrunc status=none
 
 dev=$(losetup -f --show -o 2M --sizelimit 4M "$f")
-udevadm settle
+settle
 assert_eq $((4 << 20)) "$(blockdev --getsize64 "$dev")" "size with offset and sizelimit"
 assert_eq $((2 << 20)) "$(sysfs_loop "$dev" offset)" "offset"
 assert_eq $((4 << 20)) "$(sysfs_loop "$dev" sizelimit)" "sizelimit"
@@ -25,7 +25,7 @@ detach "$dev"
 
 # Read-only: the block device refuses writers and the flag shows.
 dev=$(losetup -f --show -r "$f")
-udevadm settle
+settle
 assert_eq 1 "$(cat /sys/block/${dev#/dev/}/ro)" "ro"
 assert_eq 1 "$(($(echo "$($LOOPIOCTL "$dev" get-status64 --ro)" | sed -n 's/^flags=//p') & 1))" "LO_FLAGS_READ_ONLY"
 if dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct status=none 2>/dev/null; then
@@ -35,7 +35,7 @@ detach "$dev"
 
 # Block size.
 dev=$(losetup -f --show -b 4096 "$f")
-udevadm settle
+settle
 assert_eq 4096 "$(cat /sys/block/${dev#/dev/}/queue/logical_block_size)" "logical block size"
 assert_eq 4096 "$(cat /sys/block/${dev#/dev/}/queue/physical_block_size)" "physical block size"
 expect_errno EINVAL $LOOPIOCTL "$dev" set-block-size 1000
@@ -55,5 +55,5 @@ assert_eq $((24 << 20)) "$(blockdev --getsize64 "$dev")" "size after -c"
 g=$(new_backing opts2.img 8M)
 losetup -f "$g"
 losetup -D
-udevadm settle
+settle
 assert_eq "" "$(losetup -a)" "devices left after -D"

@@ -11,7 +11,7 @@ dir=$(mktemp -d)
 tmp=$(mktemp -d)
 cleanup() {
 	losetup -D 2>/dev/null || true
-	udevadm settle 2>/dev/null || true
+	settle 2>/dev/null || true
 	rmmod loop 2>/dev/null || true
 	unload_driver 2>/dev/null || true
 	umount "$tmp" 2>/dev/null || true
@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 mount -t tmpfs -o size=40M tmpfs "$tmp"
 modprobe brd rd_nr=1 rd_size=16384
-udevadm settle
+settle
 ext4=$(new_backing limits.img 16M)
 fill() { dd if=/dev/zero of="$1" bs=1M count=16 conv=notrunc status=none; }
 fill "$ext4"
@@ -49,10 +49,10 @@ scenario() {
 	shift 2
 	echo "queue-limits: $DRIVER_NOW $name" >&2
 	dev=$(losetup -f --show "$@" "$backing") || fail "$name: losetup $* $backing"
-	udevadm settle
+	settle
 	snapshot "$dev" "$name"
 	losetup -d "$dev"
-	udevadm settle
+	settle
 }
 
 # all_scenarios: every case, on the driver loaded now.
@@ -73,10 +73,10 @@ all_scenarios() {
 
 DRIVER_NOW=c
 modprobe loop
-udevadm settle
+settle
 all_scenarios >"$dir/c"
 losetup -D
-udevadm settle
+settle
 rmmod loop
 DRIVER_NOW=rust
 load_driver

@@ -24,7 +24,7 @@ done
 seen=0 ev=
 events() {
 	local all
-	udevadm settle
+	settle
 	sleep 0.5
 	all=$(awk -v want="/devices/virtual/block/$name" '
 		/^ACTION=/ { action = substr($0, 8) }
