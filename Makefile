@@ -49,13 +49,14 @@ check:
 stress:
 	FULL_ORACLE=1 scripts/check $$(grep -l '^# stress' tests/cases/*.sh)
 
+RUST_SOURCES = $(wildcard *.rs staging/*.rs device/*.rs)
 RUSTFMT_CONFIG = $(shell bash -c '. scripts/lib.sh && echo "$$(ksrc_dir)/.rustfmt.toml"')
 
 fmt:
-	rustfmt --edition 2021 --config-path $(RUSTFMT_CONFIG) *.rs
+	rustfmt --edition 2021 --config-path $(RUSTFMT_CONFIG) $(RUST_SOURCES)
 
 fmt-check:
-	rustfmt --check --edition 2021 --config-path $(RUSTFMT_CONFIG) *.rs
+	rustfmt --check --edition 2021 --config-path $(RUSTFMT_CONFIG) $(RUST_SOURCES)
 
 # rust_loop vs C loop vs the raw backing store, one boot of the release kernel.
 bench:

@@ -3,44 +3,41 @@
 //! The set of loop devices and `/dev/loop-control`.
 //!
 //! C version: [`drivers/block/loop.c`](srctree/drivers/block/loop.c) (`loop_add`,
-//! `loop_remove`, `loop_probe`, `loop_control_*`).
+//! `loop_remove`, `loop_probe`, `loop_control_*`). The registry lock (`loop_ctl_mutex`) is
+//! never held while taking a device's `lo_mutex`.
+
+#![deny(unsafe_code)]
 
 use crate::{
-    blk::{
-        DiskParams,
-        GenDisk,
-        TagSet, //
-    },
     device::{
         LoopDevice,
         State, //
     },
     loop_uapi::*,
-    misc::MiscOps,
-    sys,
+    policy::{
+        self,
+        Params, //
+    },
+    staging::{
+        gen_disk::{
+            DiskParams,
+            GenDisk,
+            Probe, //
+        },
+        misc::MiscOps,
+        sys,
+        tag_set::{
+            TagSet,
+            TagSetFlags, //
+        },
+    },
+    LOOP_CTL,
 };
 use kernel::{
     pr_warn_once,
     prelude::*,
-    sync::{
-        global_lock,
-        Arc, //
-    },
+    sync::Arc, //
 };
-
-/// Module-wide settings fixed at load time.
-#[derive(Clone, Copy)]
-pub(crate) struct Params {
-    /// Devices pre-created at load, and, if given, the limit for devices created by opening
-    /// a node.
-    pub(crate) max_loop: u32,
-    /// Whether `max_loop` was given at load.
-    pub(crate) max_loop_specified: bool,
-    /// Minors per device are `1 << part_shift`.
-    pub(crate) part_shift: u32,
-    /// Tags per device.
-    pub(crate) hw_queue_depth: u32,
-}
 
 /// One index of the registry (an `idr` entry in C).
 struct Slot {
@@ -58,12 +55,26 @@ struct Entry {
 }
 
 /// The registry: slots sorted by index.
-struct Registry {
+pub(crate) struct Registry {
     params: Params,
     slots: KVec<Slot>,
 }
 
 impl Registry {
+    /// An empty registry, for the static `LOOP_CTL` (set up by [`init`]).
+    pub(crate) const fn new() -> Self {
+        Self {
+            params: Params {
+                max_loop: 0,
+                max_loop_specified: false,
+                part_shift: 0,
+                max_part_shown: None,
+                hw_queue_depth: 1,
+            },
+            slots: KVec::new(),
+        }
+    }
+
     fn find(&self, number: u32) -> Result<usize, usize> {
         self.slots.binary_search_by_key(&number, |s| s.number)
     }
@@ -74,18 +85,8 @@ impl Registry {
     }
 }
 
-global_lock! {
-    // SAFETY: `init` runs in module init before any other use.
-    unsafe(uninit) static LOOP_CTL: Mutex<Registry> = Registry {
-        params: Params { max_loop: 0, max_loop_specified: false, part_shift: 0, hw_queue_depth: 1 },
-        slots: KVec::new(),
-    };
-}
-
-/// Sets up the registry; called once from module init.
+/// Sets up the registry; called once from module init, after `LOOP_CTL` is initialised.
 pub(crate) fn init(params: Params) {
-    // SAFETY: Called once, before any other use of `LOOP_CTL`.
-    unsafe { LOOP_CTL.init() };
     LOOP_CTL.lock().params = params;
 }
 
@@ -100,19 +101,13 @@ pub(crate) fn add(index: Option<u32>) -> Result<u32> {
                 Err(pos) => (n, pos),
             },
             None => {
-                // The lowest index not in use: the first gap in the sorted slots.
-                let mut next = 0u32;
-                for s in reg.slots.iter() {
-                    if s.number != next {
-                        break;
-                    }
-                    next = next.checked_add(1).ok_or(ENOSPC)?;
-                }
+                // The slots are sorted: the lowest free index is also where it goes.
+                let next = policy::lowest_free(reg.slots.iter().map(|s| s.number))?;
                 (next, next as usize)
             }
         };
         // C gets EINVAL from `add_disk`'s minor check.
-        if number >= 1 << (sys::MINORBITS - params.part_shift) {
+        if !policy::index_fits(number, params.part_shift) {
             return Err(EINVAL);
         }
         // A hidden slot reserves the index while the device is created.
@@ -151,7 +146,7 @@ fn create(number: u32, params: Params) -> Result<Arc<Entry>> {
     let disk = GenDisk::new(
         TagSet::new(
             params.hw_queue_depth,
-            sys::BLK_MQ_F_STACKING | sys::BLK_MQ_F_NO_SCHED_BY_DEFAULT,
+            TagSetFlags::STACKING | TagSetFlags::NO_SCHED_BY_DEFAULT,
         ),
         DiskParams {
             major: sys::LOOP_MAJOR,
@@ -239,18 +234,16 @@ pub(crate) fn remove_all() {
     drop(slots);
 }
 
-/// Called when a node `7:minor` without a device is opened (`loop_probe`).
-///
-/// # Safety
-///
-/// Called by the block core from process context.
-pub(crate) unsafe extern "C" fn probe(dev: kernel::bindings::dev_t) {
-    let params = LOOP_CTL.lock().params;
-    let index = sys::minor(dev) >> params.part_shift;
-    if params.max_loop_specified && params.max_loop != 0 && index >= params.max_loop {
-        return;
+/// Creates the device of a node `7:minor` opened without one (`loop_probe`).
+pub(crate) struct LoopProbe;
+
+impl Probe for LoopProbe {
+    fn probe(dev: u32) {
+        let params = LOOP_CTL.lock().params;
+        if let Some(index) = policy::probe_index(sys::minor(dev), &params) {
+            let _ = add(Some(index));
+        }
     }
-    let _ = add(Some(index));
 }
 
 /// `/dev/loop-control`.

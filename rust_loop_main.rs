@@ -6,21 +6,43 @@
 //! `/dev/loop-control`, with the same user API.
 //!
 //! C version: [`drivers/block/loop.c`](srctree/drivers/block/loop.c).
+//!
+//! # Layout
+//!
+//! - [`staging`]: safe abstractions for what the 7.3 kernel crate lacks, one file per C
+//!   object; the only home of `bindings::` and `unsafe`. It does not import the driver.
+//! - The driver, `#![deny(unsafe_code)]` in every file: [`device`] (the device type and its
+//!   operations; `device/config.rs` under `lo_mutex`, `device/io.rs` the request life cycle,
+//!   `device/sysfs.rs`), [`control`] (the set of devices and `/dev/loop-control`),
+//!   [`policy`] (pure rules, KUnit-tested) and [`loop_uapi`] (the user API).
+//! - This file: the module, its parameters and its two global locks.
+//!
+//! `unsafe_code` is denied crate-wide. The exceptions, each an `allow` with its reason:
+//! `staging` (all of it), the UAPI structures' `FromBytes`/`AsBytes` impls, the parameter
+//! descriptors (`#[link_section]` statics) and the global locks' one-time initialisation.
 
-mod blk;
+#![deny(unsafe_code)]
+
 mod control;
 mod device;
-mod file;
 mod loop_uapi;
-mod misc;
-mod params;
-mod sys;
-mod sysfs;
+mod policy;
+mod staging;
 
-use control::LoopControl;
-use kernel::bindings;
-use kernel::prelude::*;
-use misc::MiscRegistration;
+use control::{
+    LoopControl,
+    LoopProbe,
+    Registry, //
+};
+use kernel::{
+    prelude::*,
+    sync::global_lock, //
+};
+use staging::{
+    gen_disk::MajorRegistration,
+    misc::MiscRegistration,
+    sys, //
+};
 
 module! {
     type: RustLoopModule,
@@ -28,6 +50,59 @@ module! {
     authors: ["rust_loop developers"],
     description: "Loopback block device driver in Rust",
     license: "GPL",
+}
+
+/// The module parameters (`/sys/module/rust_loop/parameters/`). `int_param!` declares
+/// `#[link_section]` descriptors, which `unsafe_code` counts: a declarative exception.
+#[allow(unsafe_code)]
+mod params {
+    use crate::staging::{
+        params::int_param,
+        sys, //
+    };
+
+    int_param!(
+        max_loop,
+        MAX_LOOP = sys::LOOP_MIN_COUNT,
+        min i32::MIN,
+        "Maximum number of loop devices"
+    );
+    int_param!(
+        max_part,
+        MAX_PART = 0,
+        min i32::MIN,
+        "Maximum number of partitions per loop device",
+        int
+    );
+    int_param!(
+        hw_queue_depth,
+        HW_QUEUE_DEPTH = 128,
+        min 1,
+        "Queue depth for each hardware queue. Default: 128"
+    );
+}
+
+global_lock! {
+    // SAFETY: `init_global_locks` runs first in module init, before any other use.
+    /// Serialises backing-file validation against loop chains (`loop_validate_mutex`).
+    unsafe(uninit) static LOOP_VALIDATE: Mutex<()> = ();
+}
+
+global_lock! {
+    // SAFETY: `init_global_locks` runs first in module init, before any other use.
+    /// The set of devices (`loop_ctl_mutex` and `loop_index_idr`).
+    unsafe(uninit) static LOOP_CTL: Mutex<Registry> = Registry::new();
+}
+
+/// Initialises the global locks; called once, first thing in module init.
+#[allow(unsafe_code)]
+fn init_global_locks() {
+    // SAFETY: Called once, before any other use of the locks (nothing that could reach them
+    // is registered yet).
+    unsafe {
+        LOOP_VALIDATE.init();
+        LOOP_CTL.init();
+    }
 }
 
 /// Removes every device when dropped.
@@ -44,46 +119,28 @@ struct RustLoopModule {
     // Fields are dropped in declaration order, as C `loop_exit` tears down: first the block
     // major (no more devices created by opening a node), then `/dev/loop-control` (no more
     // ioctls), then every device.
-    _major: blk::MajorRegistration,
+    _major: MajorRegistration<LoopProbe>,
     #[pin]
     _control: MiscRegistration<LoopControl>,
     _devices: Devices,
-    _params: control::Params,
+    _params: policy::Params,
 }
 
 /// Validates the module parameters as C `loop_init` does.
-fn validated_params() -> Result<control::Params> {
-    let max_part = params::MAX_PART.get();
-    let max_loop = params::MAX_LOOP.get();
-    // At least 1: the parameter's setter refuses anything else.
-    let depth = params::HW_QUEUE_DEPTH.get().max(1);
-    // part_shift = fls(max_part).
-    let part_shift = if max_part > 0 {
-        u32::BITS - (max_part as u32).leading_zeros()
-    } else {
-        0
-    };
-    if part_shift > sys::DISK_MAX_PARTS.trailing_zeros() {
-        pr_err!("max_part {max_part} is too large\n");
-        return Err(EINVAL);
-    }
-    if max_part > 0 {
+fn validated_params() -> Result<policy::Params> {
+    let params = policy::validate_params(
+        params::MAX_PART.get(),
+        params::MAX_LOOP.get(),
+        params::MAX_LOOP.specified(),
+        params::HW_QUEUE_DEPTH.get(),
+        sys::DISK_MAX_PARTS,
+        sys::BLK_MQ_MAX_DEPTH,
+    )?;
+    if let Some(shown) = params.max_part_shown {
         // As C, the rounded value is what sysfs shows.
-        params::MAX_PART.set((1 << part_shift) - 1);
+        params::MAX_PART.set(shown);
     }
-    // C compares as unsigned long, so a negative max_loop fails too.
-    let max_loop = u32::try_from(max_loop).map_err(|_| EINVAL)?;
-    if max_loop > 1 << (sys::MINORBITS - part_shift) {
-        pr_err!("max_loop {max_loop} is too large\n");
-        return Err(EINVAL);
-    }
-    Ok(control::Params {
-        max_loop,
-        max_loop_specified: params::max_loop_specified(),
-        part_shift,
-        // blk-mq caps the depth at BLK_MQ_MAX_DEPTH.
-        hw_queue_depth: (depth as u32).min(bindings::BLK_MQ_MAX_DEPTH),
-    })
+    Ok(params)
 }
 
 impl kernel::InPlaceModule for RustLoopModule {
@@ -91,20 +148,19 @@ impl kernel::InPlaceModule for RustLoopModule {
         try_pin_init!(Self {
             _params: {
                 let params = validated_params()?;
-                device::init_locks();
+                init_global_locks();
                 control::init(params);
                 params
             },
-            _major: blk::MajorRegistration::new(sys::LOOP_MAJOR, c"loop", control::probe)
-                .map_err(|e| {
-                    pr_err!(
-                        "block major {} is taken ({e:?}): is the C loop driver loaded? \
-                         (rmmod loop)\n",
-                        sys::LOOP_MAJOR
-                    );
-                    // C `loop_init` returns EIO here.
-                    EIO
-                })?,
+            _major: MajorRegistration::new(sys::LOOP_MAJOR, c"loop").map_err(|e| {
+                pr_err!(
+                    "block major {} is taken ({e:?}): is the C loop driver loaded? \
+                     (rmmod loop)\n",
+                    sys::LOOP_MAJOR
+                );
+                // C `loop_init` returns EIO here.
+                EIO
+            })?,
             _control <- MiscRegistration::register(sys::LOOP_CTRL_MINOR, c"loop-control"),
             _devices: {
                 for i in 0.._params.max_loop {

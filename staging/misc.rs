@@ -2,8 +2,8 @@
 
 //! A misc character device with a fixed minor.
 //!
-//! `kernel::miscdevice` always asks for a dynamic minor, but `/dev/loop-control` has the
-//! well-known minor 237 (`LOOP_CTRL_MINOR`), which `mknod`-based setups rely on. This is the
+//! Stands in for `kernel::miscdevice::MiscDeviceRegistration`, which in 7.3 always asks for
+//! a dynamic minor, but `/dev/loop-control` has the well-known minor 237 (`LOOP_CTRL_MINOR`), which `mknod`-based setups rely on. This is the
 //! same registration with the minor chosen by the caller and an ioctl-only file.
 //!
 //! C header: [`include/linux/miscdevice.h`](srctree/include/linux/miscdevice.h).
@@ -89,7 +89,8 @@ impl<T: MiscOps> FileOps<T> {
 
     /// # Safety
     ///
-    /// Called by the VFS for an open file of the device.
+    /// Called by the VFS for an open file of the device (the arguments are not used beyond
+    /// their values).
     unsafe extern "C" fn ioctl(_file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
         match T::ioctl(cmd, arg) {
             Ok(v) => v as c_long,

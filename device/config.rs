@@ -1,0 +1,808 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The configuration half of a loop device: everything done under `lo_mutex`, in loop.c
+//! order (size and limits, direct I/O, backing-file validation, `LOOP_CHANGE_FD`, configure
+//! and clear, the status ioctls, capacity, direct I/O and block size, the ioctl dispatch,
+//! open and release). Context: process, may sleep.
+
+use super::{
+    Config,
+    IoConfig,
+    LoopDevice,
+    State, //
+};
+use crate::{
+    loop_uapi::*,
+    policy::{
+        self,
+        BackingAccess,
+        DioRefusal, //
+    },
+    staging::{
+        bdev::{
+            BlockDevice,
+            ClaimHolder,
+            OpenMode, //
+        },
+        file::BackingFile,
+        gen_disk::{
+            DiskRef,
+            ReleasingDisk, //
+        },
+        queue::LimitsUpdate,
+        sys::{
+            self,
+            ModuleRef, //
+        },
+        workqueue::OwnedQueue,
+    },
+    LOOP_VALIDATE,
+};
+use kernel::{
+    block::SECTOR_SIZE,
+    prelude::*,
+    sync::{atomic::Relaxed, lock::GlobalGuard, Arc, MutexGuard},
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+};
+
+/// Identifies loop as the holder of a block-device claim.
+static CLAIM_HOLDER: ClaimHolder = ClaimHolder::new();
+
+/// Whether a configuration change also takes `LOOP_VALIDATE` (`loop_global_lock_killable`'s
+/// `global` argument).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Validate {
+    /// Only `lo_mutex`.
+    LocalOnly,
+    /// `LOOP_VALIDATE`, then `lo_mutex`: the change can affect a chain of loop devices.
+    Global,
+}
+
+impl LoopDevice {
+    /// Takes `LOOP_VALIDATE` (for [`Validate::Global`]) and then `lo_mutex`
+    /// (`loop_global_lock_killable`).
+    ///
+    /// The locks are not killable as in C: the kernel crate has no killable mutex.
+    fn global_lock(
+        &self,
+        scope: Validate,
+    ) -> (Option<GlobalGuard<LOOP_VALIDATE>>, MutexGuard<'_, Config>) {
+        let validate = (scope == Validate::Global).then(|| LOOP_VALIDATE.lock());
+        (validate, self.lo_mutex.lock())
+    }
+
+    /// Copies what sysfs shows out of `cfg`.
+    fn show(&self, cfg: &Config) {
+        self.shown_offset.store(cfg.offset, Relaxed);
+        self.shown_sizelimit.store(cfg.sizelimit, Relaxed);
+        self.shown_flags.store(cfg.flags.into(), Relaxed);
+    }
+
+    /// A new I/O configuration. Allocated before a change starts, so that installing it
+    /// cannot fail halfway.
+    fn new_io(file: &BackingFile, offset: u64, flags: LoFlags) -> Result<Arc<IoConfig>> {
+        Ok(Arc::new(
+            IoConfig {
+                file: file.clone(),
+                offset,
+                read_only: flags.contains(LoFlag::ReadOnly),
+                dio: flags.contains(LoFlag::DirectIo),
+                sync: file.sync_flags(),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// Both outcomes of a direct I/O decision still to be made, allocated up front:
+    /// `(direct, buffered)`.
+    fn new_io_pair(
+        file: &BackingFile,
+        offset: u64,
+        flags: LoFlags,
+    ) -> Result<(Arc<IoConfig>, Arc<IoConfig>)> {
+        Ok((
+            Self::new_io(file, offset, flags | LoFlag::DirectIo)?,
+            Self::new_io(file, offset, flags & !LoFlag::DirectIo)?,
+        ))
+    }
+
+    /// Installs the I/O configuration `io` (none when unbound) and shows `cfg` in sysfs.
+    ///
+    /// The caller holds `lo_mutex` and has the queue frozen or the device not bound.
+    fn install_io(&self, cfg: &Config, io: Option<Arc<IoConfig>>) {
+        // The old snapshot is dropped after the lock; it is not its file's last reference
+        // (the caller holds one), so this releases no file under `lo_mutex`.
+        let old = core::mem::replace(&mut self.pending.lock().io, io);
+        drop(old);
+        self.show(cfg);
+    }
+
+    /// Installs whichever of `pair` (from [`Self::new_io_pair`]) `cfg.flags` chose.
+    fn install_chosen_io(&self, cfg: &Config, pair: (Arc<IoConfig>, Arc<IoConfig>)) {
+        let (dio, buffered) = pair;
+        let io = if cfg.flags.contains(LoFlag::DirectIo) {
+            dio
+        } else {
+            buffered
+        };
+        self.install_io(cfg, Some(io));
+    }
+
+    /// Marks the device as being removed if it is unbound and closed (`loop_control_remove`).
+    pub(crate) fn start_removal(&self, disk: &DiskRef) -> Result {
+        let _cfg = self.lo_mutex.lock();
+        if self.state() != State::Unbound || disk.openers() > 0 {
+            return Err(EBUSY);
+        }
+        self.set_state(State::Deleting);
+        Ok(())
+    }
+
+    // --- Size and limits -------------------------------------------------------------------
+
+    /// The device size in sectors for `file` (`lo_calculate_size`).
+    fn calculate_size(cfg: &Config, file: &BackingFile) -> u64 {
+        policy::size_in_sectors(file.size(), cfg.offset, cfg.sizelimit)
+    }
+
+    /// Sets the capacity and tells user space (`loop_set_size`).
+    fn set_size(disk: &DiskRef, sectors: u64) {
+        if !disk.set_capacity_and_notify(sectors) {
+            disk.uevent_change();
+        }
+    }
+
+    /// Fills the queue limits for the backing file and block size `bsize`
+    /// (`loop_update_limits`; 0 means the default).
+    fn update_limits(cfg: &Config, file: &BackingFile, lim: &mut LimitsUpdate<'_>, bsize: u32) {
+        let dio = cfg.flags.contains(LoFlag::DirectIo);
+        let bsize = if bsize == 0 {
+            cfg.dio_align.default_block_size(dio)
+        } else {
+            bsize
+        };
+        let (max_sectors, granularity) = file.discard_config();
+        let (max_discard, max_write_zeroes, granularity) =
+            policy::discard_limits(max_sectors, granularity);
+        lim.set_block_size(bsize);
+        lim.set_dma_alignment(cfg.dio_align.dma_alignment(dio));
+        lim.set_write_cache(file.has_fsync() && !cfg.flags.contains(LoFlag::ReadOnly));
+        lim.set_rotational(file.rotational());
+        lim.set_discard(max_discard, granularity);
+        lim.set_max_write_zeroes_sectors(max_write_zeroes);
+    }
+
+    /// Whether direct I/O can be used with logical block size `lbs` (`lo_can_use_dio`).
+    fn can_use_dio(cfg: &Config, lbs: u32) -> Result<(), DioRefusal> {
+        if cfg.file.is_none() {
+            return Err(DioRefusal::NoOdirect);
+        }
+        cfg.dio_align.check(lbs, cfg.offset)
+    }
+
+    /// Drops the direct I/O flag if it cannot be honoured with logical block size `lbs`
+    /// (`loop_update_dio`), and says why.
+    fn update_dio(&self, cfg: &mut Config, lbs: u32) {
+        if !cfg.flags.contains(LoFlag::DirectIo) {
+            return;
+        }
+        match Self::can_use_dio(cfg, lbs) {
+            Ok(()) => cfg.dio_refusal = None,
+            Err(why) => {
+                cfg.flags &= !LoFlag::DirectIo;
+                self.refuse_dio(cfg, why);
+            }
+        }
+    }
+
+    /// Records and logs (at most every 5 seconds per device) why direct I/O is not used. C
+    /// loop drops it silently.
+    fn refuse_dio(&self, cfg: &mut Config, why: DioRefusal) {
+        cfg.dio_refusal = Some(why);
+        let now = sys::jiffies();
+        if policy::may_log_refusal(now, self.dio_logged_at.load(Relaxed), sys::HZ) {
+            self.dio_logged_at.store(now, Relaxed);
+            pr_info!("loop{}: direct I/O not used: {}\n", self.number, why);
+        }
+    }
+
+    // --- Backing file validation -----------------------------------------------------------
+
+    /// The loop device number of a loop block-device file (`is_loop_device`).
+    fn loop_rdev(file: &BackingFile) -> Option<u32> {
+        file.rdev()
+            .filter(|&rdev| sys::major(rdev) == sys::LOOP_MAJOR)
+    }
+
+    /// Refuses loops back to `bdev` through a chain of loop devices, and backing files that
+    /// are neither regular files nor block devices (`loop_validate_file`).
+    ///
+    /// The caller holds `LOOP_VALIDATE` if `file` is a loop device.
+    fn validate_file(file: &BackingFile, bdev: &BlockDevice) -> Result {
+        let mut f = file.clone();
+        while let Some(rdev) = Self::loop_rdev(&f) {
+            if rdev == bdev.dev() {
+                return Err(EBADF);
+            }
+            let next = {
+                let l = f
+                    .disk()
+                    .and_then(|disk| disk.driver_data::<LoopDevice>())
+                    .ok_or(EINVAL)?;
+                if l.state() != State::Bound {
+                    return Err(EINVAL);
+                }
+                // The state was read with acquire ordering, so the backing file published
+                // before `Bound` is visible.
+                l.lo_lock.lock().clone().ok_or(EINVAL)?
+            };
+            f = next;
+        }
+        if !file.is_reg_or_blk() {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Takes `file` as backing file (`loop_assign_backing_file`).
+    fn assign_backing_file(&self, cfg: &mut Config, file: BackingFile) {
+        cfg.old_gfp_mask = file.restrict_gfp_mask();
+        if file.o_direct() {
+            cfg.flags |= LoFlag::DirectIo;
+        }
+        let (min_size, mem_align) = file.dio_alignment();
+        cfg.dio_align = policy::DioAlignment {
+            can_odirect: file.can_odirect(),
+            min_size,
+            mem_align,
+        };
+        *self.lo_lock.lock() = Some(file.clone());
+        cfg.file = Some(file);
+    }
+
+    /// Switches a read-only device to another file of the same size (`loop_change_fd`).
+    fn change_fd(&self, bdev: &BlockDevice, fd: u32) -> Result {
+        let disk = bdev.disk();
+        let file = BackingFile::fget(fd)?;
+        file.check()?;
+        disk.suppress_uevents(true);
+        let result = self.change_fd_locked(bdev, file);
+        disk.suppress_uevents(false);
+        if let Ok(true) = result {
+            if let Err(e) = disk.reread_partitions() {
+                self.warn_partscan(e);
+            }
+        }
+        disk.uevent_change();
+        result.map(|_| ())
+    }
+
+    /// The part of `change_fd` under the locks; returns whether to rescan partitions.
+    fn change_fd_locked(&self, bdev: &BlockDevice, file: BackingFile) -> Result<bool> {
+        let disk = bdev.disk();
+        let scope = if Self::loop_rdev(&file).is_some() {
+            Validate::Global
+        } else {
+            Validate::LocalOnly
+        };
+        let (validate, mut cfg) = self.global_lock(scope);
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        if !cfg.flags.contains(LoFlag::ReadOnly) {
+            return Err(EINVAL);
+        }
+        Self::validate_file(&file, bdev)?;
+        let old = cfg.file.clone().ok_or(ENXIO)?;
+        if Self::calculate_size(&cfg, &file) != Self::calculate_size(&cfg, &old) {
+            return Err(EINVAL);
+        }
+        let io = Self::new_io_pair(&file, cfg.offset, cfg.flags)?;
+        // We might switch to direct I/O: write back dirty data now.
+        let _ = file.fsync();
+        disk.force_media_change();
+        {
+            let _frozen = disk.queue().freeze();
+            old.set_gfp_mask(cfg.old_gfp_mask);
+            self.assign_backing_file(&mut cfg, file);
+            self.update_dio(&mut cfg, disk.queue().logical_block_size());
+            self.install_chosen_io(&cfg, io);
+        }
+        let partscan = cfg.flags.contains(LoFlag::Partscan);
+        drop(cfg);
+        drop(validate);
+        // Flush `validate_file` walks that may still look at the old file before releasing
+        // it, unless we held the lock ourselves.
+        if scope == Validate::LocalOnly {
+            drop(LOOP_VALIDATE.lock());
+        }
+        // The old file is released here, outside `lo_mutex`.
+        drop(old);
+        Ok(partscan)
+    }
+
+    // --- Configure and clear ---------------------------------------------------------------
+
+    /// Applies the offset, size limit and name of a checked `info` (the rest of
+    /// `loop_set_status_from_info`).
+    fn apply_status(cfg: &mut Config, info: &LoopInfo64) {
+        cfg.offset = info.lo_offset;
+        cfg.sizelimit = info.lo_sizelimit;
+        cfg.file_name = info.lo_file_name;
+        cfg.file_name[LO_NAME_SIZE - 1] = 0;
+    }
+
+    /// Binds the device to a backing file (`loop_configure`).
+    fn configure(&self, bdev: &BlockDevice, mode: OpenMode, config: &LoopConfig) -> Result {
+        let file = BackingFile::fget(config.fd)?;
+        file.check()?;
+        let scope = if Self::loop_rdev(&file).is_some() {
+            Validate::Global
+        } else {
+            Validate::LocalOnly
+        };
+        // Safe: the opener of the device holds a module reference.
+        let module_ref = ModuleRef::get();
+        // Upgrade to an exclusive claim so the device does not change under an exclusive
+        // owner.
+        let claim = bdev.claim(mode, &CLAIM_HOLDER)?;
+        let disk = bdev.disk();
+
+        let (validate, mut cfg) = self.global_lock(scope);
+        if self.state() != State::Unbound {
+            return Err(EBUSY);
+        }
+        Self::validate_file(&file, bdev)?;
+        let flags = policy::configure_flags(
+            config.info.lo_flags,
+            BackingAccess {
+                file_writable: file.writable(),
+                file_has_write_iter: file.has_write_iter(),
+                device_writable: mode.write(),
+                o_direct: file.o_direct(),
+            },
+        )?;
+        policy::check_status(&config.info)?;
+        if self.wq.as_ref().is_none() {
+            // Only this path populates it, under `lo_mutex`.
+            let _ = self.wq.populate(OwnedQueue::new(c"loop%d", self.number)?);
+        }
+        let io = Self::new_io_pair(&file, config.info.lo_offset, flags)?;
+        // Nothing changed so far; from here on, changes are undone on failure.
+        Self::apply_status(&mut cfg, &config.info);
+        cfg.flags = flags;
+        cfg.dio_refusal = None;
+
+        disk.suppress_uevents(true);
+        disk.force_media_change();
+        disk.set_read_only(cfg.flags.contains(LoFlag::ReadOnly));
+        self.assign_backing_file(&mut cfg, file.clone());
+
+        let mut lim = disk.queue().start_limits_update();
+        Self::update_limits(&cfg, &file, &mut lim, config.block_size);
+        // No need to freeze the queue: the device is not bound yet.
+        if let Err(e) = lim.commit() {
+            // Undo the assignment (C leaves it behind).
+            file.set_gfp_mask(cfg.old_gfp_mask);
+            *self.lo_lock.lock() = None;
+            let old = cfg.file.take();
+            *cfg = Config::new();
+            disk.suppress_uevents(false);
+            drop(cfg);
+            drop(validate);
+            drop(old);
+            return Err(e);
+        }
+        // We might switch to direct I/O: write back dirty data now.
+        let _ = file.fsync();
+        self.update_dio(&mut cfg, disk.queue().logical_block_size());
+        cfg.sysfs_inited = disk.add_group(&super::sysfs::LOOP_GROUP).is_ok();
+        Self::set_size(disk, Self::calculate_size(&cfg, &file));
+
+        if self.part_shift != 0 {
+            cfg.flags |= LoFlag::Partscan;
+        }
+        let partscan = cfg.flags.contains(LoFlag::Partscan);
+        cfg.module_ref = Some(module_ref);
+        self.install_chosen_io(&cfg, io);
+        // Everything above is published before the state says so (C's `wmb()`).
+        self.set_state(State::Bound);
+        if partscan {
+            disk.suppress_part_scan(false);
+        }
+        disk.suppress_uevents(false);
+        disk.uevent_change();
+        drop(cfg);
+        drop(validate);
+        if partscan {
+            if let Err(e) = disk.reread_partitions() {
+                self.warn_partscan(e);
+            }
+        }
+        drop(claim);
+        Ok(())
+    }
+
+    fn warn_partscan(&self, e: Error) {
+        pr_warn!(
+            "partition scan of loop{} failed (rc={})\n",
+            self.number,
+            e.to_errno()
+        );
+    }
+
+    /// Detaches the backing file on last close (`__loop_clr_fd`).
+    ///
+    /// Called from `release` with the disk's `open_mutex` held and the state `Rundown`,
+    /// which keeps every other configuration path away.
+    fn clr_fd_locked(&self, disk: &ReleasingDisk) {
+        let (file, old_gfp, sysfs_inited, module_ref, io) = {
+            let mut cfg = self.lo_mutex.lock();
+            *self.lo_lock.lock() = None;
+            let io = self.pending.lock().io.take();
+            let file = cfg.file.take();
+            cfg.offset = 0;
+            cfg.sizelimit = 0;
+            cfg.file_name = [0; LO_NAME_SIZE];
+            self.show(&cfg);
+            let sysfs_inited = core::mem::replace(&mut cfg.sysfs_inited, false);
+            (
+                file,
+                cfg.old_gfp_mask,
+                sysfs_inited,
+                cfg.module_ref.take(),
+                io,
+            )
+        };
+        // Reset the block size; no freeze needed as the last release leaves no I/O.
+        let mut lim = disk.queue().start_limits_update();
+        lim.set_block_size(SECTOR_SIZE);
+        let _ = lim.commit();
+
+        disk.invalidate();
+        if sysfs_inited {
+            disk.remove_group(&super::sysfs::LOOP_GROUP);
+        }
+        disk.uevent_change();
+        if let Some(file) = &file {
+            file.set_gfp_mask(old_gfp);
+        }
+        drop(module_ref);
+        disk.force_media_change();
+        // Removes every partition, also those added with BLKPG without partscan.
+        if let Err(e) = disk.disk_changed() {
+            self.warn_partscan(e);
+        }
+        {
+            let mut cfg = self.lo_mutex.lock();
+            cfg.flags = LoFlags::empty();
+            self.show(&cfg);
+            if self.part_shift == 0 {
+                disk.suppress_part_scan(true);
+            }
+            self.set_state(State::Unbound);
+        }
+        // The file is released outside `lo_mutex` (`fput` may take `open_mutex`).
+        drop(io);
+        drop(file);
+    }
+
+    /// Marks the device for detach on last close (`loop_clr_fd`).
+    fn clr_fd(&self, disk: &DiskRef) -> Result {
+        // The global lock makes `validate_file` of a concurrent configure see the new state.
+        let (_validate, mut cfg) = self.global_lock(Validate::Global);
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        cfg.flags |= LoFlag::Autoclear;
+        self.show(&cfg);
+        if disk.openers() == 1 {
+            self.set_state(State::Rundown);
+        }
+        Ok(())
+    }
+
+    // --- Status ioctls ---------------------------------------------------------------------
+
+    /// `LOOP_SET_STATUS(64)` (`loop_set_status`).
+    fn set_status(&self, disk: &DiskRef, info: &LoopInfo64) -> Result {
+        let mut cfg = self.lo_mutex.lock();
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        let file = cfg.file.clone().ok_or(ENXIO)?;
+        let size_changed = cfg.offset != info.lo_offset || cfg.sizelimit != info.lo_sizelimit;
+        if size_changed {
+            disk.part0().sync();
+            disk.part0().invalidate();
+        }
+        policy::check_status(info)?;
+        let io = Self::new_io_pair(&file, info.lo_offset, cfg.flags)?;
+        let partscan;
+        {
+            // I/O must drain before the offset or size limit change.
+            let _frozen = disk.queue().freeze();
+            Self::apply_status(&mut cfg, info);
+            let (flags, partscan_on) =
+                policy::status_flags(cfg.flags, LoFlags::from_user(info.lo_flags));
+            cfg.flags = flags;
+            partscan = partscan_on;
+            // The offset may break direct I/O alignment.
+            self.update_dio(&mut cfg, disk.queue().logical_block_size());
+            self.install_chosen_io(&cfg, io);
+        }
+        if partscan {
+            disk.suppress_part_scan(false);
+        }
+        if size_changed {
+            Self::set_size(disk, Self::calculate_size(&cfg, &file));
+        }
+        drop(cfg);
+        drop(file);
+        if partscan {
+            if let Err(e) = disk.reread_partitions() {
+                self.warn_partscan(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// `LOOP_GET_STATUS64` (`loop_get_status`).
+    fn get_status(&self) -> Result<LoopInfo64> {
+        let (mut info, file) = {
+            let cfg = self.lo_mutex.lock();
+            if self.state() != State::Bound {
+                return Err(ENXIO);
+            }
+            let info = LoopInfo64 {
+                lo_offset: cfg.offset,
+                lo_sizelimit: cfg.sizelimit,
+                lo_number: self.number,
+                lo_flags: cfg.flags.into(),
+                lo_file_name: cfg.file_name,
+                ..pin_init::zeroed()
+            };
+            (info, cfg.file.clone().ok_or(ENXIO)?)
+        };
+        // Call into the filesystem without `lo_mutex`.
+        let ids = file.ids()?;
+        info.lo_device = sys::huge_encode_dev(ids.dev);
+        info.lo_inode = ids.ino;
+        info.lo_rdevice = sys::huge_encode_dev(ids.rdev);
+        Ok(info)
+    }
+
+    /// `LOOP_SET_CAPACITY` (`loop_set_capacity`).
+    fn set_capacity(&self, disk: &DiskRef) -> Result {
+        let cfg = self.lo_mutex.lock();
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        let file = cfg.file.as_ref().ok_or(ENXIO)?;
+        Self::set_size(disk, Self::calculate_size(&cfg, file));
+        Ok(())
+    }
+
+    /// `LOOP_SET_DIRECT_IO` (`loop_set_dio`): switches with the backing file synced and
+    /// the queue frozen; refuses with EINVAL what the alignment rules forbid.
+    fn set_dio(&self, disk: &DiskRef, arg: usize) -> Result {
+        let mut cfg = self.lo_mutex.lock();
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        let use_dio = arg != 0;
+        if use_dio == cfg.flags.contains(LoFlag::DirectIo) {
+            return Ok(());
+        }
+        let file = cfg.file.clone().ok_or(ENXIO)?;
+        if use_dio {
+            if let Err(why) = Self::can_use_dio(&cfg, disk.queue().logical_block_size()) {
+                self.refuse_dio(&mut cfg, why);
+                return Err(EINVAL);
+            }
+            // Flush dirty pages before direct I/O bypasses the page cache.
+            let _ = file.fsync();
+        }
+        let flags = cfg.flags.with(LoFlag::DirectIo, use_dio);
+        let io = Self::new_io(&file, cfg.offset, flags)?;
+        // Limits lock before freezing, as C.
+        let mut lim = disk.queue().start_limits_update();
+        let result = {
+            let _frozen = disk.queue().freeze();
+            cfg.flags = flags;
+            cfg.dio_refusal = None;
+            lim.set_dma_alignment(cfg.dio_align.dma_alignment(use_dio));
+            let r = lim.commit();
+            self.install_io(&cfg, Some(io));
+            r
+        };
+        drop(cfg);
+        drop(file);
+        result
+    }
+
+    /// `LOOP_SET_BLOCK_SIZE` (`loop_set_block_size`).
+    fn set_block_size(&self, bdev: &BlockDevice, mode: OpenMode, arg: usize) -> Result {
+        let _claim = bdev.claim(mode, &CLAIM_HOLDER)?;
+        let disk = bdev.disk();
+        let mut cfg = self.lo_mutex.lock();
+        if self.state() != State::Bound {
+            return Err(ENXIO);
+        }
+        if disk.queue().logical_block_size() as usize == arg {
+            return Ok(());
+        }
+        let file = cfg.file.clone().ok_or(ENXIO)?;
+        // The buffered configuration, in case the new size rules direct I/O out.
+        let io_buf = Self::new_io(&file, cfg.offset, cfg.flags & !LoFlag::DirectIo)?;
+        disk.part0().sync();
+        disk.part0().invalidate();
+        let mut lim = disk.queue().start_limits_update();
+        // C passes the argument as `unsigned int`.
+        Self::update_limits(&cfg, &file, &mut lim, arg as u32);
+        let result = {
+            let _frozen = disk.queue().freeze();
+            let r = lim.commit();
+            let had_dio = cfg.flags.contains(LoFlag::DirectIo);
+            self.update_dio(&mut cfg, disk.queue().logical_block_size());
+            if had_dio && !cfg.flags.contains(LoFlag::DirectIo) {
+                self.install_io(&cfg, Some(io_buf));
+            }
+            self.show(&cfg);
+            r
+        };
+        drop(cfg);
+        drop(file);
+        result
+    }
+
+    // --- ioctl dispatch --------------------------------------------------------------------
+
+    fn read_user<T: FromBytes>(arg: usize) -> Result<T> {
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+            .reader()
+            .read::<T>()
+    }
+
+    fn write_user<T: AsBytes>(arg: usize, value: &T) -> Result {
+        UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+            .writer()
+            .write(value)
+    }
+
+    /// `lo_ioctl`.
+    pub(super) fn lo_ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        let may_write = || mode.write() || sys::capable_sys_admin();
+        match cmd {
+            // Legacy: LOOP_CONFIGURE with defaults and only the descriptor.
+            LOOP_SET_FD => self.configure(bdev, mode, &LoopConfig::from_fd(arg as u32))?,
+            LOOP_CONFIGURE => {
+                let config: LoopConfig = Self::read_user(arg)?;
+                self.configure(bdev, mode, &config)?;
+            }
+            LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32)?,
+            LOOP_CLR_FD => self.clr_fd(bdev.disk())?,
+            LOOP_SET_STATUS => {
+                if !may_write() {
+                    return Err(EPERM);
+                }
+                let info: LoopInfo = Self::read_user(arg)?;
+                self.set_status(bdev.disk(), &LoopInfo64::from(&info))?;
+            }
+            LOOP_GET_STATUS => {
+                if arg == 0 {
+                    return Err(EINVAL);
+                }
+                let info = LoopInfo::try_from(&self.get_status()?)?;
+                Self::write_user(arg, &info)?;
+            }
+            LOOP_SET_STATUS64 => {
+                if !may_write() {
+                    return Err(EPERM);
+                }
+                let info: LoopInfo64 = Self::read_user(arg)?;
+                self.set_status(bdev.disk(), &info)?;
+            }
+            LOOP_GET_STATUS64 => {
+                if arg == 0 {
+                    return Err(EINVAL);
+                }
+                Self::write_user(arg, &self.get_status()?)?;
+            }
+            LOOP_SET_BLOCK_SIZE => {
+                if !may_write() {
+                    return Err(EPERM);
+                }
+                self.set_block_size(bdev, mode, arg)?;
+            }
+            LOOP_SET_CAPACITY | LOOP_SET_DIRECT_IO if !may_write() => return Err(EPERM),
+            LOOP_SET_CAPACITY => self.set_capacity(bdev.disk())?,
+            LOOP_SET_DIRECT_IO => self.set_dio(bdev.disk(), arg)?,
+            // `lo_simple_ioctl` takes `lo_mutex` before rejecting unknown commands.
+            _ => {
+                drop(self.lo_mutex.lock());
+                return Err(EINVAL);
+            }
+        }
+        Ok(0)
+    }
+
+    /// `lo_compat_ioctl`.
+    pub(super) fn lo_compat_ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        // `compat_ptr`: a 32-bit user pointer.
+        let ptr = arg as u32 as usize;
+        match cmd {
+            LOOP_SET_STATUS => {
+                if !mode.write() && !sys::capable_sys_admin() {
+                    return Err(EPERM);
+                }
+                let info: CompatLoopInfo = Self::read_user(ptr)?;
+                self.set_status(bdev.disk(), &LoopInfo64::from(&info))?;
+                Ok(0)
+            }
+            LOOP_GET_STATUS => {
+                if ptr == 0 {
+                    return Err(EINVAL);
+                }
+                let info = CompatLoopInfo::try_from(&self.get_status()?)?;
+                Self::write_user(ptr, &info)?;
+                Ok(0)
+            }
+            LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
+            | LOOP_CONFIGURE => self.lo_ioctl(bdev, mode, cmd, ptr),
+            LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_BLOCK_SIZE | LOOP_SET_DIRECT_IO => {
+                self.lo_ioctl(bdev, mode, cmd, arg)
+            }
+            _ => Err(ENOIOCTLCMD),
+        }
+    }
+
+    // --- Open and release ------------------------------------------------------------------
+
+    /// `lo_open`.
+    pub(super) fn lo_open(&self) -> Result {
+        let _cfg = self.lo_mutex.lock();
+        match self.state() {
+            State::Deleting | State::Rundown => Err(ENXIO),
+            State::Unbound | State::Bound => Ok(()),
+        }
+    }
+
+    /// `lo_release`. Context: the disk's `open_mutex` is held.
+    pub(super) fn lo_release(&self, disk: &ReleasingDisk) {
+        if disk.openers() > 0 {
+            return;
+        }
+        // Clear the backing file on the last close of a device marked for autoclear, or on
+        // which LOOP_CLR_FD was called.
+        let need_clear = {
+            let cfg = self.lo_mutex.lock();
+            if self.state() == State::Bound && cfg.flags.contains(LoFlag::Autoclear) {
+                self.set_state(State::Rundown);
+            }
+            self.state() == State::Rundown
+        };
+        if need_clear {
+            self.clr_fd_locked(disk);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `int` module parameters that sysfs shows, as C's `module_param_cb(..., 0444)`.
+//!
+//! Stands in for `module!`'s `params`, which in 7.3 registers parameters with permission 0
+//! (so they are missing from `/sys/module/*/parameters/`), cannot tell whether the user gave
+//! a value, and cannot refuse values below a minimum at load. A parameter here is a
+//! `struct kernel_param` in the `__param` section, which the module loader parses and
+//! exposes, plus `parm`/`parmtype` strings in `.modinfo` for modinfo(8); declare one with
+//! [`int_param!`].
+//!
+//! C header: [`include/linux/moduleparam.h`](srctree/include/linux/moduleparam.h).
+
+use core::sync::atomic::{
+    AtomicBool,
+    AtomicI32,
+    Ordering::Relaxed, //
+};
+use kernel::{
+    bindings,
+    ffi::{
+        c_char,
+        c_int, //
+    },
+};
+
+/// The value of an `int` module parameter, at least `min`.
+///
+/// The loader's parser (at load, before `init`) and sysfs reach it through the descriptor's
+/// `arg`, as a plain `int` (its first field); Rust code uses atomic accesses. A write after
+/// parsing (C `loop_init` rounding `max_part`) may meet a sysfs read of the old value:
+/// benign, as in C.
+///
+/// # Invariants
+///
+/// `value` is at least `min` once set by the parser.
+#[repr(C)]
+pub(crate) struct IntParam {
+    value: AtomicI32,
+    /// Whether the user gave a value at load (C `max_loop_specified`).
+    specified: AtomicBool,
+    min: i32,
+}
+
+impl IntParam {
+    /// A parameter with a default (not checked against `min`) and a minimum for user values.
+    pub(crate) const fn new(default: i32, min: i32) -> Self {
+        Self {
+            value: AtomicI32::new(default),
+            specified: AtomicBool::new(false),
+            min,
+        }
+    }
+
+    /// The parameter's value.
+    pub(crate) fn get(&self) -> i32 {
+        self.value.load(Relaxed)
+    }
+
+    /// Replaces the value (what sysfs shows from now on).
+    pub(crate) fn set(&self, value: i32) {
+        self.value.store(value, Relaxed)
+    }
+
+    /// Whether the user gave a value at load.
+    pub(crate) fn specified(&self) -> bool {
+        self.specified.load(Relaxed)
+    }
+
+    /// The `kernel_param_ops` of every [`IntParam`]: `param_set_int` that refuses values
+    /// below the minimum and notes that the user chose one, and `param_get_int`.
+    const OPS: bindings::kernel_param_ops = bindings::kernel_param_ops {
+        flags: 0,
+        set: Some(Self::set_callback),
+        get: Some(bindings::param_get_int),
+        free: None,
+    };
+
+    /// # Safety
+    ///
+    /// Called by the module loader's parser with a descriptor made by [`KernelParam::new`]
+    /// (so its `arg` is an `IntParam`) and a NUL-terminated value or null.
+    unsafe extern "C" fn set_callback(
+        val: *const c_char,
+        kp: *const bindings::kernel_param,
+    ) -> c_int {
+        if val.is_null() {
+            return -(bindings::EINVAL as c_int);
+        }
+        let mut value: c_int = 0;
+        // SAFETY: `val` is the NUL-terminated value the parser passes; `value` is an `int`.
+        let ret = unsafe { bindings::kstrtoint(val, 0, &mut value) };
+        if ret < 0 {
+            return ret;
+        }
+        // SAFETY: `kp` is a descriptor made by `KernelParam::new`, valid for reads, whose
+        // `arg` points at a static `IntParam`.
+        let param = unsafe { &*(*kp).__bindgen_anon_1.arg.cast::<IntParam>() };
+        if value < param.min {
+            return -(bindings::EINVAL as c_int);
+        }
+        // INVARIANT: Checked against `min` above.
+        param.set(value);
+        param.specified.store(true, Relaxed);
+        0
+    }
+}
+
+/// A `struct kernel_param` for the `__param` section.
+#[repr(transparent)]
+pub(crate) struct KernelParam(bindings::kernel_param);
+
+// SAFETY: Only the module loader and the sysfs code read the descriptor, and nothing writes it
+// (it points at `'static` data: its name, the ops and an `IntParam`).
+unsafe impl Sync for KernelParam {}
+
+impl KernelParam {
+    /// The descriptor of `param`, named by the NUL-terminated `name`, readable by everyone.
+    pub(crate) const fn new(name: &'static [u8], param: &'static IntParam) -> Self {
+        Self(bindings::kernel_param {
+            name: name.as_ptr().cast(),
+            mod_: (&raw const bindings::__this_module).cast_mut(),
+            ops: &IntParam::OPS,
+            perm: 0o444,
+            level: -1,
+            flags: 0,
+            __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {
+                arg: core::ptr::from_ref(param).cast_mut().cast(),
+            },
+        })
+    }
+}
+
+/// Copies `s` into an array of its length, for a `.modinfo` string.
+pub(crate) const fn modinfo<const N: usize>(s: &str) -> [u8; N] {
+    let bytes = s.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// `module_param_cb(NAME, ..., &STORAGE, 0444)` with `MODULE_PARM_DESC(NAME, DESC)`: declares
+/// `static STORAGE: IntParam` with a default and a minimum. A trailing `int` makes it
+/// `module_param(NAME, int, 0444)`, which also records the type for modinfo.
+///
+/// Its descriptors are `#[link_section]` statics, which `unsafe_code` flags: invoke it from
+/// the crate root, next to `module!`.
+macro_rules! int_param {
+    ($name:ident, $storage:ident = $default:expr, min $min:expr, $desc:literal $(, $ty:ident)?) => {
+        #[doc = $desc]
+        pub(crate) static $storage: $crate::staging::params::IntParam =
+            $crate::staging::params::IntParam::new($default, $min);
+
+        const _: () = {
+            #[link_section = "__param"]
+            #[used(compiler)]
+            static PARAM: $crate::staging::params::KernelParam =
+                $crate::staging::params::KernelParam::new(
+                    concat!(stringify!($name), "\0").as_bytes(),
+                    &$storage,
+                );
+
+            const PARM: &str = concat!("parm=", stringify!($name), ":", $desc, "\0");
+            #[link_section = ".modinfo"]
+            #[used(compiler)]
+            static PARM_INFO: [u8; PARM.len()] = $crate::staging::params::modinfo(PARM);
+
+            $(
+                const PARMTYPE: &str =
+                    concat!("parmtype=", stringify!($name), ":", stringify!($ty), "\0");
+                #[link_section = ".modinfo"]
+                #[used(compiler)]
+                static PARMTYPE_INFO: [u8; PARMTYPE.len()] =
+                    $crate::staging::params::modinfo(PARMTYPE);
+            )?
+        };
+    };
+}
+pub(crate) use int_param;
