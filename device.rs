@@ -50,7 +50,10 @@ use crate::{
             DiskRef,
             ReleasingDisk, //
         },
-        operations::Operations,
+        operations::{
+            InIoctl,
+            Operations, //
+        },
         request::{
             BlkError,
             Request, //
@@ -277,8 +280,15 @@ impl Operations for LoopDevice {
         self.lo_release(disk)
     }
 
-    fn ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
-        self.lo_ioctl(bdev, mode, cmd, arg)
+    fn ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+        ctx: &InIoctl,
+    ) -> Result<i32> {
+        self.lo_ioctl(bdev, mode, cmd, arg, ctx)
     }
 
     fn compat_ioctl(
@@ -287,8 +297,9 @@ impl Operations for LoopDevice {
         mode: OpenMode,
         cmd: u32,
         arg: usize,
+        ctx: &InIoctl,
     ) -> Result<i32> {
-        self.lo_compat_ioctl(bdev, mode, cmd, arg)
+        self.lo_compat_ioctl(bdev, mode, cmd, arg, ctx)
     }
 
     fn deleted(&self) {

@@ -421,7 +421,10 @@ mod tests {
             ..pin_init::zeroed()
         };
         let info = LoopInfo64::from(&c);
-        assert_eq!((info.lo_device, info.lo_rdevice, info.lo_offset), (0x700, 0x701, 512));
+        assert_eq!(
+            (info.lo_device, info.lo_rdevice, info.lo_offset),
+            (0x700, 0x701, 512)
+        );
         assert_eq!(info.lo_flags, 1);
     }
 

@@ -410,7 +410,10 @@ mod tests {
     #[test]
     fn size_of_huge_file_does_not_overflow() {
         assert_eq!(size_in_sectors(u64::MAX, 0, 0), u64::MAX >> 9);
-        assert_eq!(size_in_sectors(u64::MAX, 0, u64::MAX - 1), (u64::MAX - 1) >> 9);
+        assert_eq!(
+            size_in_sectors(u64::MAX, 0, u64::MAX - 1),
+            (u64::MAX - 1) >> 9
+        );
     }
 
     #[test]
@@ -526,10 +529,8 @@ mod tests {
     fn status_flags_set_and_clear() {
         let ro = LoFlags::from(LoFlag::ReadOnly);
         // Autoclear and partscan can be set; read-only and dio are kept as they are.
-        let (flags, partscan) = status_flags(
-            ro | LoFlag::DirectIo,
-            LoFlag::Autoclear | LoFlag::Partscan,
-        );
+        let (flags, partscan) =
+            status_flags(ro | LoFlag::DirectIo, LoFlag::Autoclear | LoFlag::Partscan);
         assert_eq!(
             flags,
             LoFlag::ReadOnly | LoFlag::DirectIo | LoFlag::Autoclear | LoFlag::Partscan
@@ -537,7 +538,10 @@ mod tests {
         assert!(partscan);
         // Autoclear can be cleared; partscan cannot.
         let (flags, partscan) = status_flags(flags, LoFlags::empty());
-        assert_eq!(flags, LoFlag::ReadOnly | LoFlag::DirectIo | LoFlag::Partscan);
+        assert_eq!(
+            flags,
+            LoFlag::ReadOnly | LoFlag::DirectIo | LoFlag::Partscan
+        );
         assert!(!partscan);
         // Read-only cannot be set this way.
         let (flags, _) = status_flags(LoFlags::empty(), ro);
@@ -603,10 +607,7 @@ mod tests {
     fn params_max_part_too_large() {
         // fls(255) = 8 = log2(DISK_MAX_PARTS) is the largest allowed.
         assert!(validate_params(255, 8, false, 128, 256, 10240).is_ok());
-        assert_eq!(
-            validate_params(256, 8, false, 128, 256, 10240),
-            Err(EINVAL)
-        );
+        assert_eq!(validate_params(256, 8, false, 128, 256, 10240), Err(EINVAL));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::{
             DiskRef,
             ReleasingDisk, //
         },
+        operations::InIoctl,
         queue::LimitsUpdate,
         sys::{
             self,
@@ -268,9 +269,9 @@ impl LoopDevice {
     }
 
     /// Switches a read-only device to another file of the same size (`loop_change_fd`).
-    fn change_fd(&self, bdev: &BlockDevice, fd: u32) -> Result {
+    fn change_fd(&self, bdev: &BlockDevice, fd: u32, ctx: &InIoctl) -> Result {
         let disk = bdev.disk();
-        let file = BackingFile::fget(fd)?;
+        let file = BackingFile::fget(fd, ctx)?;
         file.check()?;
         disk.suppress_uevents(true);
         let result = self.change_fd_locked(bdev, file);
@@ -340,8 +341,14 @@ impl LoopDevice {
     }
 
     /// Binds the device to a backing file (`loop_configure`).
-    fn configure(&self, bdev: &BlockDevice, mode: OpenMode, config: &LoopConfig) -> Result {
-        let file = BackingFile::fget(config.fd)?;
+    fn configure(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        config: &LoopConfig,
+        ctx: &InIoctl,
+    ) -> Result {
+        let file = BackingFile::fget(config.fd, ctx)?;
         file.check()?;
         let scope = if Self::loop_rdev(&file).is_some() {
             Validate::Global
@@ -372,7 +379,7 @@ impl LoopDevice {
         policy::check_status(&config.info)?;
         if self.wq.as_ref().is_none() {
             // Only this path populates it, under `lo_mutex`.
-            let _ = self.wq.populate(OwnedQueue::new(c"loop%d", self.number)?);
+            let _ = self.wq.populate(OwnedQueue::new(c"loop", self.number)?);
         }
         let io = Self::new_io_pair(&file, config.info.lo_offset, flags)?;
         // Nothing changed so far; from here on, changes are undone on failure.
@@ -684,16 +691,17 @@ impl LoopDevice {
         mode: OpenMode,
         cmd: u32,
         arg: usize,
+        ctx: &InIoctl,
     ) -> Result<i32> {
         let may_write = || mode.write() || sys::capable_sys_admin();
         match cmd {
             // Legacy: LOOP_CONFIGURE with defaults and only the descriptor.
-            LOOP_SET_FD => self.configure(bdev, mode, &LoopConfig::from_fd(arg as u32))?,
+            LOOP_SET_FD => self.configure(bdev, mode, &LoopConfig::from_fd(arg as u32), ctx)?,
             LOOP_CONFIGURE => {
                 let config: LoopConfig = Self::read_user(arg)?;
-                self.configure(bdev, mode, &config)?;
+                self.configure(bdev, mode, &config, ctx)?;
             }
-            LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32)?,
+            LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32, ctx)?,
             LOOP_CLR_FD => self.clr_fd(bdev.disk())?,
             LOOP_SET_STATUS => {
                 if !may_write() {
@@ -747,6 +755,7 @@ impl LoopDevice {
         mode: OpenMode,
         cmd: u32,
         arg: usize,
+        ctx: &InIoctl,
     ) -> Result<i32> {
         // `compat_ptr`: a 32-bit user pointer.
         let ptr = arg as u32 as usize;
@@ -768,9 +777,9 @@ impl LoopDevice {
                 Ok(0)
             }
             LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
-            | LOOP_CONFIGURE => self.lo_ioctl(bdev, mode, cmd, ptr),
+            | LOOP_CONFIGURE => self.lo_ioctl(bdev, mode, cmd, ptr, ctx),
             LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_BLOCK_SIZE | LOOP_SET_DIRECT_IO => {
-                self.lo_ioctl(bdev, mode, cmd, arg)
+                self.lo_ioctl(bdev, mode, cmd, arg, ctx)
             }
             _ => Err(ENOIOCTLCMD),
         }

@@ -30,6 +30,7 @@ use super::{
         Request, //
     },
 };
+use core::ptr::NonNull;
 use kernel::{
     bindings,
     ffi::c_long,
@@ -43,12 +44,15 @@ use kernel::{
 };
 
 /// A driver whose requests can run as asynchronous direct I/O.
+///
+/// [`submit`] checks that [`Self::aio_slot`] returns a slot inside the given driver data
+/// (and fails the request otherwise), so that each request has a slot of its own.
 pub(crate) trait DirectIo: Operations {
     /// Holds the backing file open while a direct I/O is in flight; dropped before the
     /// request is handed back.
     type Keep: Send + Sync;
 
-    /// The slot in a request's driver data.
+    /// The slot in a request's driver data: a field of `pdu`.
     fn aio_slot(pdu: &Self::Pdu) -> &AioSlot<Self::Keep>;
 
     /// The backing file `keep` holds.
@@ -67,8 +71,9 @@ pub(crate) trait DirectIo: Operations {
 ///   slot: while `refs` is 0, the holder of the [`Request`]; while a direct I/O is in flight
 ///   (`refs` set to 2 by [`submit`]), nobody, until one of the submitter and the completion
 ///   drops `refs` to 0 and so becomes the owner.
-/// - While `refs` is not 0, `state.rq` is the request, given up with `into_raw`, and
-///   `state.keep` holds the file the kiocb reads or writes.
+/// - While `refs` is not 0, `state.keep` holds the file the kiocb reads or writes and
+///   `state.rq` is the request, which the submitter gives up with `into_raw` before it drops
+///   its reference.
 pub(crate) struct AioSlot<K> {
     refs: Atomic<i32>,
     /// The result, written by whichever party learns it before dropping its reference.
@@ -121,6 +126,20 @@ impl<K> Drop for AioSlot<K> {
     }
 }
 
+/// The slot of `rq`, if [`DirectIo::aio_slot`] returned one inside the request's driver
+/// data (which makes it this request's own: driver data of requests do not overlap).
+fn slot_of<T: DirectIo>(rq: &Request<T>) -> Option<NonNull<AioSlot<T::Keep>>> {
+    let pdu = rq.pdu();
+    let slot = T::aio_slot(pdu);
+    let (start, end) = (
+        core::ptr::from_ref(pdu) as usize,
+        core::ptr::from_ref(pdu) as usize + core::mem::size_of::<T::Pdu>(),
+    );
+    let at = core::ptr::from_ref(slot) as usize;
+    (at >= start && at + core::mem::size_of::<AioSlot<T::Keep>>() <= end)
+        .then(|| NonNull::from(slot))
+}
+
 /// Starts an asynchronous direct read or write of `rq` at `pos` of `keep`'s file, keeping
 /// `sync`'s durability (`lo_rw_aio` with `use_aio`). The request comes back through
 /// [`DirectIo::aio_done`], possibly before this returns, possibly in interrupt context.
@@ -131,14 +150,17 @@ pub(crate) fn submit<T: DirectIo>(
     write: bool,
     sync: SyncFlags,
 ) {
-    let slot: *const AioSlot<T::Keep> = T::aio_slot(rq.pdu());
-    // SAFETY: The slot is in the request's driver data, which lives as long as the tag set,
-    // longer than this call, and is not moved; the request being given up below does not
-    // end that. After the last `put` below hands the request back, the slot is not used.
-    let slot = unsafe { &*slot };
-    let sp = slot.state.get();
+    let Some(slot) = slot_of(&rq) else {
+        // `aio_slot` broke its contract: nothing was started.
+        drop(keep);
+        return T::aio_done(rq, -i64::from(bindings::EINVAL));
+    };
+    // SAFETY: The slot is in the request's driver data (checked by `slot_of`), which lives
+    // as long as the tag set and is not moved.
+    let sp = unsafe { slot.as_ref() }.state.get();
     // SAFETY: We hold the request and no direct I/O of it is in flight (`refs` is 0), so by
-    // the type invariant the state is ours; the reference ends before the submission.
+    // the type invariant the state is ours; this reference's last use is before the
+    // submission.
     let st = unsafe { &mut *sp };
     let mut iter = match rq.iov_iter(IterDir::of_write(write), &mut st.bvec) {
         Ok(iter) => iter,
@@ -155,35 +177,37 @@ pub(crate) fn submit<T: DirectIo>(
     st.write_started = write;
     let iocb = &raw mut st.iocb;
     // INVARIANT: One reference for the submitter, one for the completion; `rq` and `keep`
-    // are set above.
-    slot.refs.store(2, Relaxed);
+    // are set above, and the request is given up below before either is dropped.
+    // SAFETY: As above, the slot is valid.
+    unsafe { slot.as_ref() }.refs.store(2, Relaxed);
     // SAFETY: `iocb` is a kiocb of `file`, in the request's driver data, which lives as long
-    // as the tag set; it, the request's pages and `bvec` stay valid until the last reference
-    // is dropped, which the completion holds until `ki_complete` (or which we drop below if
-    // the I/O did not go asynchronous).
+    // as the tag set; it, the request's pages and `bvec` stay valid, and `keep` holds the file
+    // open, until the last reference is dropped, which the completion holds until
+    // `ki_complete` (or which we drop below if the I/O did not go asynchronous).
     let ret = unsafe { file.submit(iocb, write, &mut iter) };
-    // The iterator (a borrow of the request and `bvec`) is not used again. From here on the request is owned by whoever drops the last reference.
+    // The iterator (a borrow of the request and `bvec`) is not used again. From here on
+    // the request is owned by whoever drops the last reference.
     rq.into_raw();
-    let queued = match ret {
-        Ok(r) if r == -(bindings::EIOCBQUEUED as isize) => true,
-        Ok(r) => {
-            slot.result.store(r as i64, Relaxed);
-            false
-        }
+    let result = match ret {
+        Ok(r) if r == -(bindings::EIOCBQUEUED as isize) => None,
+        Ok(r) => Some(r as i64),
         Err(e) => {
             // Nothing was started: no write to end, no completion to come.
-            // SAFETY: The completion's reference is still held (by us, as nothing was
-            // submitted), so nobody else touches the state.
+            // SAFETY: The completion's reference is still ours (nothing was submitted), so
+            // nobody else touches the state.
             unsafe { (*sp).write_started = false };
-            slot.result.store(i64::from(e.to_errno()), Relaxed);
-            false
+            Some(i64::from(e.to_errno()))
         }
     };
+    if let Some(result) = result {
+        // SAFETY: As above, the slot is valid; we still hold both references.
+        unsafe { slot.as_ref() }.result.store(result, Relaxed);
+    }
     // SAFETY: We hold the submitter's reference.
     unsafe { put::<T>(slot) };
-    if !queued {
+    if result.is_some() {
         // SAFETY: The I/O did not go asynchronous, so `ki_complete` will not be called and
-        // the completion's reference is ours to drop.
+        // the completion's reference is ours to drop (so the first `put` was not the last).
         unsafe { put::<T>(slot) };
     }
 }
@@ -197,16 +221,18 @@ pub(crate) fn submit<T: DirectIo>(
 unsafe extern "C" fn complete<T: DirectIo>(iocb: *mut bindings::kiocb, ret: c_long) {
     // SAFETY: `iocb` is the `iocb` field of the `AioState` in the `state` field of an
     // `AioSlot<T::Keep>` (`submit` submitted no other kiocb with this callback), and
-    // `Opaque` is a transparent wrapper, so the state's address is the field's.
+    // `Opaque` is a transparent wrapper, so the state's address is the field's; none of
+    // these is null.
     let slot = unsafe {
         let st = kernel::container_of!(iocb, AioState<T::Keep>, iocb);
-        &*kernel::container_of!(
+        NonNull::new_unchecked(kernel::container_of!(
             st.cast::<Opaque<AioState<T::Keep>>>(),
             AioSlot<T::Keep>,
             state
-        )
+        ))
     };
-    slot.result.store(ret as i64, Relaxed);
+    // SAFETY: The completion holds a reference, so the request and its slot are alive.
+    unsafe { slot.as_ref() }.result.store(ret as i64, Relaxed);
     // SAFETY: The completion holds one of the two references.
     unsafe { put::<T>(slot) };
 }
@@ -214,16 +240,25 @@ unsafe extern "C" fn complete<T: DirectIo>(iocb: *mut bindings::kiocb, ret: c_lo
 /// Drops one reference of a direct I/O; the last one ends the write protection, drops the
 /// keep-alive value and hands the request back (`lo_rw_aio_do_completion`). Context: any.
 ///
+/// `slot` is a pointer, not a reference: once the request is handed back it may complete,
+/// and its driver data be freed, before this function returns.
+///
 /// # Safety
 ///
 /// `slot` must be the slot of a request given up by [`submit`], and the caller must hold
 /// one of its two references.
-unsafe fn put<T: DirectIo>(slot: &AioSlot<T::Keep>) {
+unsafe fn put<T: DirectIo>(slot: NonNull<AioSlot<T::Keep>>) {
+    // SAFETY: The caller's reference keeps the request, and so the slot, alive until the
+    // `fetch_sub` below; if that was not the last, nothing else is touched.
+    let refs = unsafe { &slot.as_ref().refs };
     // Full ordering: the other owner's writes (`result`, the state) are visible to the last.
-    if slot.refs.fetch_sub(1, Full) != 1 {
+    if refs.fetch_sub(1, Full) != 1 {
         return;
     }
-    // SAFETY: Both references are gone, so by the type invariant the state is ours.
+    // SAFETY: Both references are gone, so by the type invariant the slot is ours until we
+    // hand the request back below.
+    let slot = unsafe { slot.as_ref() };
+    // SAFETY: As above: the state is ours.
     let st = unsafe { &mut *slot.state.get() };
     st.bvec.clear();
     if core::mem::take(&mut st.write_started) {
@@ -238,8 +273,9 @@ unsafe fn put<T: DirectIo>(slot: &AioSlot<T::Keep>) {
     // I/O outstanding), which needs this request to complete first.
     drop(st.keep.take());
     let rq = core::mem::replace(&mut st.rq, core::ptr::null_mut());
+    let result = slot.result.load(Relaxed);
     // SAFETY: `submit` gave this started request of a `T` queue up with `into_raw`, and we
-    // are its only owner now.
+    // are its only owner now. The slot is not touched after this.
     let rq = unsafe { Request::<T>::from_raw(rq) };
-    T::aio_done(rq, slot.result.load(Relaxed));
+    T::aio_done(rq, result);
 }

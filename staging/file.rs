@@ -10,6 +10,7 @@
 
 use super::{
     gen_disk::DiskRef,
+    operations::InIoctl,
     request::IovIter,
     sys, //
 };
@@ -129,14 +130,13 @@ pub(crate) struct FileIds {
 }
 
 impl BackingFile {
-    /// Takes a reference to the file of descriptor `fd` of the current task (`fget`).
-    ///
-    /// Only for ioctl context: loop never uses the file position.
-    pub(crate) fn fget(fd: u32) -> Result<Self> {
+    /// Takes a reference to the file of descriptor `fd` of the current task (`fget`), in one
+    /// of its ioctls. Loop never uses the file position.
+    pub(crate) fn fget(fd: u32, _ctx: &InIoctl) -> Result<Self> {
         let file = LocalFile::fget(fd)?;
         // INVARIANT: `fget` took a reference on an open file.
-        // SAFETY: We are in an ioctl, not a read/write/seek system call of this task on this
-        // file, so no `fdget_pos` is active on it; loop never uses the file position.
+        // SAFETY: `_ctx` proves we are in an ioctl, not a read/write/seek system call of this
+        // task, so no `fdget_pos` is active on the file; loop never uses its position.
         Ok(Self(unsafe { LocalFile::assume_no_fdget_pos(file) }))
     }
 
@@ -216,10 +216,15 @@ impl BackingFile {
         // SAFETY: By the type invariant the host and its superblock are valid.
         let sb_bdev = unsafe { (*(*self.host()).i_sb).s_bdev };
         if !sb_bdev.is_null() {
-            // SAFETY: A mounted filesystem's bdev and queue live as long as the file.
+            // SAFETY: A mounted filesystem's bdev and queue live as long as the file. The
+            // limits may be replaced concurrently under `limits_lock`: each field is read
+            // once, without a reference, as C's `bdev_logical_block_size` does.
             return unsafe {
-                let lim = &(*(*sb_bdev).bd_queue).limits;
-                (lim.logical_block_size, lim.dma_alignment)
+                let lim = &raw const (*(*sb_bdev).bd_queue).limits;
+                (
+                    core::ptr::read_volatile(&raw const (*lim).logical_block_size),
+                    core::ptr::read_volatile(&raw const (*lim).dma_alignment),
+                )
             };
         }
         (bindings::SECTOR_SIZE, bindings::SECTOR_SIZE - 1)
@@ -292,21 +297,25 @@ impl BackingFile {
         if bdev.is_null() {
             return false;
         }
-        // SAFETY: `bdev` is valid (see `backing_bdev`) and its queue lives as long.
-        unsafe {
-            let q = (*bdev).bd_queue;
-            (*q).limits.features & bindings::BLK_FEAT_ROTATIONAL != 0
-        }
+        // SAFETY: `bdev` is valid (see `backing_bdev`) and its queue lives as long; the
+        // field is read once, without a reference (see `dio_alignment`).
+        let features =
+            unsafe { core::ptr::read_volatile(&raw const (*(*bdev).bd_queue).limits.features) };
+        features & bindings::BLK_FEAT_ROTATIONAL != 0
     }
 
     /// The discard limits loop derives from the file: `(max sectors, granularity)`
     /// (`loop_get_discard_config`).
     pub(crate) fn discard_config(&self) -> (u32, u32) {
         if self.is_blk() {
-            // SAFETY: A block-device file's bdev and queue live as long as the file.
+            // SAFETY: A block-device file's bdev and queue live as long as the file; the
+            // fields are read once, without a reference (see `dio_alignment`).
             return unsafe {
-                let lim = &(*(*bindings::I_BDEV(self.host())).bd_queue).limits;
-                (lim.max_write_zeroes_sectors, lim.discard_granularity)
+                let lim = &raw const (*(*bindings::I_BDEV(self.host())).bd_queue).limits;
+                (
+                    core::ptr::read_volatile(&raw const (*lim).max_write_zeroes_sectors),
+                    core::ptr::read_volatile(&raw const (*lim).discard_granularity),
+                )
             };
         }
         if self.ops().fallocate.is_some() {
@@ -470,8 +479,9 @@ impl BackingFile {
     /// # Safety
     ///
     /// `iocb` must be a kiocb for this file (from [`Self::kiocb`]) that stays valid, with
-    /// `iter`'s pages and vector, until `ki_complete` is called (or until this returns, if
-    /// it does not return `-EIOCBQUEUED`).
+    /// `iter`'s pages and vector, and the file must stay open, until `ki_complete` is
+    /// called (or until this returns, if it does not return `-EIOCBQUEUED`) and, for a
+    /// write, until [`Self::end_write`].
     pub(super) unsafe fn submit(
         &self,
         iocb: *mut bindings::kiocb,

@@ -155,15 +155,15 @@ impl<T: Operations> GenDisk<T> {
 
 impl<T: Operations> Drop for GenDisk<T> {
     fn drop(&mut self) {
-        // Same order as C `loop_remove`: delete the disk (this also drains and exits its
-        // queue), free the tag set, then drop our disk reference.
+        // As C `loop_remove`: delete the disk (this also drains and exits its queue), then
+        // let go of the disk and the tag set.
         // SAFETY: By the type invariant the disk was added and not deleted yet.
         unsafe { bindings::del_gendisk(self.disk.as_ptr()) };
         // SAFETY: By the type invariant the disk holds the `Arc<T>` until `free_disk`, which
         // cannot run before the `put_disk` below.
         unsafe { OperationsVTable::<T>::device(self.disk.as_ptr()) }.deleted();
-        // The tag set is freed when the `Pin<KBox>` field drops, after this function; the
-        // queue no longer uses it since `del_gendisk` returned.
+        // Our disk reference goes first; the tag set is freed when the `Pin<KBox>` field
+        // drops, after this function (the queue no longer uses it since `del_gendisk`).
         // SAFETY: We own the allocation reference.
         unsafe { bindings::put_disk(self.disk.as_ptr()) };
     }

@@ -39,11 +39,22 @@ use kernel::{
     },
 };
 
+/// Proof that the code runs in a block-device ioctl of the current task (`fops->ioctl`):
+/// not in one of its read, write or seek system calls, so no `fdget_pos` of it is active.
+/// Only the ioctl trampolines make one.
+pub(crate) struct InIoctl {
+    _private: (),
+}
+
 /// Callbacks of a disk driven by this layer, implemented by the per-device type.
 ///
 /// `Self` is reached from the C callbacks through `gendisk::private_data` and
 /// `request_queue::queuedata`, which both point to the `Arc<Self>` owned by the disk (see
 /// [`super::gen_disk::GenDisk`]).
+///
+/// A module implements it for one type: disks are recognised as `T`'s by their
+/// `block_device_operations` (owner and `free_disk`), and two implementations whose
+/// `free_disk` code is identical could share one function after merging.
 pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// Per-request driver data (the blk-mq PDU), created once per tag.
     type Pdu: Default + Send + Sync;
@@ -68,11 +79,24 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     fn release(&self, disk: &ReleasingDisk);
 
     /// Handles a driver ioctl not consumed by the block core (`fops->ioctl`).
-    fn ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
+    fn ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+        ctx: &InIoctl,
+    ) -> Result<i32>;
 
     /// Handles a driver ioctl from a 32-bit task (`fops->compat_ioctl`).
-    fn compat_ioctl(&self, bdev: &BlockDevice, mode: OpenMode, cmd: u32, arg: usize)
-        -> Result<i32>;
+    fn compat_ioctl(
+        &self,
+        bdev: &BlockDevice,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+        ctx: &InIoctl,
+    ) -> Result<i32>;
 
     /// Called when the disk was deleted: no request or callback but `free_disk` follows.
     fn deleted(&self);
@@ -217,11 +241,11 @@ impl<T: Operations> OperationsVTable<T> {
     /// `bdev` must be a valid open block device of a disk made by `GenDisk::<T>::new`.
     unsafe fn dispatch_ioctl(
         bdev: *mut bindings::block_device,
-        f: impl FnOnce(&T, &BlockDevice) -> Result<i32>,
+        f: impl FnOnce(&T, &BlockDevice, &InIoctl) -> Result<i32>,
     ) -> c_int {
         // SAFETY: The bdev is open, so it and its disk are valid and `free_disk` has not run.
         let (dev, bdev) = unsafe { (Self::device((*bdev).bd_disk), BlockDevice::from_raw(bdev)) };
-        match f(dev, bdev) {
+        match f(dev, bdev, &InIoctl { _private: () }) {
             Ok(v) => v,
             Err(e) => e.to_errno(),
         }
@@ -239,7 +263,7 @@ impl<T: Operations> OperationsVTable<T> {
     ) -> c_int {
         let mode = OpenMode::from_raw(mode);
         // SAFETY: Guaranteed by the caller.
-        unsafe { Self::dispatch_ioctl(bdev, |dev, bdev| dev.ioctl(bdev, mode, cmd, arg)) }
+        unsafe { Self::dispatch_ioctl(bdev, |dev, bdev, ctx| dev.ioctl(bdev, mode, cmd, arg, ctx)) }
     }
 
     /// # Safety
@@ -253,7 +277,11 @@ impl<T: Operations> OperationsVTable<T> {
     ) -> c_int {
         let mode = OpenMode::from_raw(mode);
         // SAFETY: Guaranteed by the caller.
-        unsafe { Self::dispatch_ioctl(bdev, |dev, bdev| dev.compat_ioctl(bdev, mode, cmd, arg)) }
+        unsafe {
+            Self::dispatch_ioctl(bdev, |dev, bdev, ctx| {
+                dev.compat_ioctl(bdev, mode, cmd, arg, ctx)
+            })
+        }
     }
 
     /// # Safety

@@ -78,8 +78,10 @@ impl IntParam {
 
     /// # Safety
     ///
-    /// Called by the module loader's parser with a descriptor made by [`KernelParam::new`]
-    /// (so its `arg` is an `IntParam`) and a NUL-terminated value or null.
+    /// Called by the module loader's parser at load, or for a root write to the parameter's
+    /// sysfs file (`param_attr_store`, if the mode allowed it), with a descriptor made by
+    /// [`KernelParam::new`] (so its `arg` is an `IntParam`) and a NUL-terminated value or
+    /// null. The value is stored atomically, so a concurrent reader sees the old or the new.
     unsafe extern "C" fn set_callback(
         val: *const c_char,
         kp: *const bindings::kernel_param,
@@ -107,6 +109,11 @@ impl IntParam {
 }
 
 /// A `struct kernel_param` for the `__param` section.
+///
+/// # Invariants
+///
+/// `name` is a static NUL-terminated string, `ops` are [`IntParam`]'s and `arg` points at a
+/// static [`IntParam`].
 #[repr(transparent)]
 pub(crate) struct KernelParam(bindings::kernel_param);
 
@@ -115,8 +122,11 @@ pub(crate) struct KernelParam(bindings::kernel_param);
 unsafe impl Sync for KernelParam {}
 
 impl KernelParam {
-    /// The descriptor of `param`, named by the NUL-terminated `name`, readable by everyone.
+    /// The descriptor of `param`, named by the NUL-terminated `name` (checked at compile
+    /// time, as descriptors are `static`), readable by everyone.
     pub(crate) const fn new(name: &'static [u8], param: &'static IntParam) -> Self {
+        assert!(!name.is_empty() && name[name.len() - 1] == 0);
+        // INVARIANT: Checked above; the rest is set here.
         Self(bindings::kernel_param {
             name: name.as_ptr().cast(),
             mod_: (&raw const bindings::__this_module).cast_mut(),

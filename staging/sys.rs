@@ -140,6 +140,10 @@ pub(crate) fn cond_resched() {
 }
 
 /// A reference on this module (`__module_get`), dropped with `module_put`.
+///
+/// # Invariants
+///
+/// Holds one reference on `THIS_MODULE`.
 pub(crate) struct ModuleRef(());
 
 impl ModuleRef {
@@ -147,13 +151,14 @@ impl ModuleRef {
     pub(crate) fn get() -> Self {
         // SAFETY: `THIS_MODULE` is valid while the module's code runs.
         unsafe { bindings::__module_get(this_module()) };
+        // INVARIANT: Taken just above.
         Self(())
     }
 }
 
 impl Drop for ModuleRef {
     fn drop(&mut self) {
-        // SAFETY: Pairs with the `__module_get` in `get`.
+        // SAFETY: By the type invariant we hold a reference, taken in `get`.
         unsafe { bindings::module_put(this_module()) };
     }
 }

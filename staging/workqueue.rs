@@ -14,8 +14,8 @@ use kernel::{
     workqueue, //
 };
 
-/// An unbound, freezable workqueue named `<name><number>`, destroyed on drop
-/// (`alloc_workqueue(fmt, WQ_UNBOUND | WQ_FREEZABLE, 0, number)`).
+/// An unbound, freezable workqueue named `<prefix><number>`, destroyed on drop
+/// (`alloc_workqueue("%s%d", WQ_UNBOUND | WQ_FREEZABLE, 0, prefix, number)`).
 ///
 /// # Invariants
 ///
@@ -28,16 +28,17 @@ unsafe impl Send for OwnedQueue {}
 unsafe impl Sync for OwnedQueue {}
 
 impl OwnedQueue {
-    /// A new queue; `name` is a format with one `%d`, filled with `number`.
-    pub(crate) fn new(name: &'static CStr, number: u32) -> Result<Self> {
+    /// A new queue named `prefix` followed by `number` (`loop0`).
+    pub(crate) fn new(prefix: &'static CStr, number: u32) -> Result<Self> {
         let number = i32::try_from(number).map_err(|_| EINVAL)?;
-        // SAFETY: The caller's format string is static and takes one int argument; `%d` is
-        // the only conversion the drivers here use (see the callers).
+        // SAFETY: The format is static and its two conversions get a NUL-terminated string
+        // and an `int`; the name is copied into the workqueue.
         let wq = unsafe {
             bindings::alloc_workqueue_noprof(
-                name.as_char_ptr(),
+                c"%s%d".as_char_ptr(),
                 bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_FREEZABLE,
                 0,
+                prefix.as_char_ptr(),
                 number,
             )
         };
