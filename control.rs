@@ -25,6 +25,7 @@ use crate::{
             Probe, //
         },
         misc::MiscOps,
+        mutex::KillableMutex,
         sys,
         tag_set::{
             TagSet,
@@ -36,6 +37,7 @@ use crate::{
 use kernel::{
     pr_warn_once,
     prelude::*,
+    static_lock_class,
     sync::Arc, //
 };
 
@@ -58,6 +60,8 @@ struct Entry {
 pub(crate) struct Registry {
     params: Params,
     slots: KVec<Slot>,
+    /// The validate lock every device shares (`loop_validate_mutex`); set up by [`init`].
+    validate: Option<Arc<KillableMutex<()>>>,
 }
 
 impl Registry {
@@ -72,6 +76,7 @@ impl Registry {
                 hw_queue_depth: 1,
             },
             slots: KVec::new(),
+            validate: None,
         }
     }
 
@@ -86,15 +91,23 @@ impl Registry {
 }
 
 /// Sets up the registry; called once from module init, after `LOOP_CTL` is initialised.
-pub(crate) fn init(params: Params) {
-    LOOP_CTL.lock().params = params;
+pub(crate) fn init(params: Params) -> Result {
+    let validate = Arc::pin_init(
+        KillableMutex::new((), c"loop_validate_mutex", static_lock_class!()),
+        GFP_KERNEL,
+    )?;
+    let mut reg = LOOP_CTL.lock();
+    reg.params = params;
+    reg.validate = Some(validate);
+    Ok(())
 }
 
 /// Creates device `index`, or the lowest free index if `None` (`loop_add`).
 pub(crate) fn add(index: Option<u32>) -> Result<u32> {
-    let (number, params) = {
+    let (number, params, validate) = {
         let mut reg = LOOP_CTL.lock();
         let params = reg.params;
+        let validate = reg.validate.clone().ok_or(ENODEV)?;
         let (number, pos) = match index {
             Some(n) => match reg.find(n) {
                 Ok(_) => return Err(EEXIST),
@@ -120,10 +133,10 @@ pub(crate) fn add(index: Option<u32>) -> Result<u32> {
         reg.slots
             .insert_within_capacity(pos, slot)
             .map_err(|_| ENOMEM)?;
-        (number, params)
+        (number, params, validate)
     };
 
-    let created = create(number, params);
+    let created = create(number, params, validate);
     let mut reg = LOOP_CTL.lock();
     match created {
         Ok(entry) => {
@@ -141,8 +154,8 @@ pub(crate) fn add(index: Option<u32>) -> Result<u32> {
     }
 }
 
-fn create(number: u32, params: Params) -> Result<Arc<Entry>> {
-    let dev = LoopDevice::new(number, params.part_shift, params.hw_queue_depth)?;
+fn create(number: u32, params: Params, validate: Arc<KillableMutex<()>>) -> Result<Arc<Entry>> {
+    let dev = LoopDevice::new(number, params.part_shift, params.hw_queue_depth, validate)?;
     let disk = GenDisk::new(
         TagSet::new(
             params.hw_queue_depth,
@@ -229,9 +242,13 @@ pub(crate) fn remove_all() {
         // Deletes the disk outside the registry lock.
         drop(slot);
     }
-    // Statics are not dropped at module unload: free the vector's buffer now.
-    let slots = core::mem::take(&mut LOOP_CTL.lock().slots);
+    // Statics are not dropped at module unload: free the vector's buffer and the lock now.
+    let (slots, validate) = {
+        let mut reg = LOOP_CTL.lock();
+        (core::mem::take(&mut reg.slots), reg.validate.take())
+    };
     drop(slots);
+    drop(validate);
 }
 
 /// Creates the device of a node `7:minor` opened without one (`loop_probe`).

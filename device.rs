@@ -16,8 +16,10 @@
 //! The two halves meet in one place: the I/O path reads an immutable [`IoConfig`] snapshot,
 //! which the configuration path replaces only with the queue frozen or the device unbound.
 //!
-//! Locking, as in C: `lo_mutex` guards the configuration; `LOOP_VALIDATE` is taken before it
-//! when a backing file is itself a loop device, and in `LOOP_CLR_FD`. No backing file is
+//! Locking, as in C: `lo_mutex` guards the configuration; the driver-wide validate lock
+//! (`loop_validate_mutex`, shared by every device) is taken before it when a backing file is
+//! itself a loop device, and in `LOOP_CLR_FD`. Both are taken killably in the ioctl paths,
+//! as C does. No backing file is
 //! released and no partition scan runs with `lo_mutex` held (both can take the disk's
 //! `open_mutex`, which nests outside `lo_mutex`).
 
@@ -50,6 +52,7 @@ use crate::{
             DiskRef,
             ReleasingDisk, //
         },
+        mutex::KillableMutex,
         operations::{
             InIoctl,
             Operations, //
@@ -65,6 +68,7 @@ use crate::{
 use kernel::{
     new_mutex, new_spinlock_irq,
     prelude::*,
+    static_lock_class,
     sync::{
         atomic::{
             Acquire,
@@ -190,7 +194,10 @@ pub(crate) struct LoopDevice {
     state: Atomic<i32>,
     /// Serialises configuration changes (`lo_mutex`).
     #[pin]
-    lo_mutex: Mutex<Config>,
+    lo_mutex: KillableMutex<Config>,
+    /// Serialises backing-file validation against loop chains, for every device
+    /// (`loop_validate_mutex`).
+    validate: Arc<KillableMutex<()>>,
     /// The backing file as sysfs shows it (`lo_lock`).
     #[pin]
     lo_lock: SpinLockIrq<Option<BackingFile>>,
@@ -218,8 +225,14 @@ impl_has_work! {
 }
 
 impl LoopDevice {
-    /// A new unbound device with index `number`, for a queue of `depth` tags.
-    pub(crate) fn new(number: u32, part_shift: u32, depth: u32) -> Result<Arc<Self>> {
+    /// A new unbound device with index `number`, for a queue of `depth` tags, sharing the
+    /// driver's `validate` lock.
+    pub(crate) fn new(
+        number: u32,
+        part_shift: u32,
+        depth: u32,
+        validate: Arc<KillableMutex<()>>,
+    ) -> Result<Arc<Self>> {
         // At most `depth` requests are owned by the driver at a time, so these never grow.
         let rqs = KVec::with_capacity(depth as usize, GFP_KERNEL)?;
         let batch = KVec::with_capacity(depth as usize, GFP_KERNEL)?;
@@ -228,7 +241,8 @@ impl LoopDevice {
                 number,
                 part_shift,
                 state: Atomic::new(State::Unbound as i32),
-                lo_mutex <- new_mutex!(Config::new()),
+                lo_mutex <- KillableMutex::new(Config::new(), c"loop::lo_mutex", static_lock_class!()),
+                validate,
                 lo_lock <- new_spinlock_irq!(None),
                 shown_offset: Atomic::new(0),
                 shown_sizelimit: Atomic::new(0),

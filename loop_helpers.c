@@ -10,6 +10,7 @@
 #include <linux/blkdev.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/mutex.h>
 #include <linux/statfs.h>
 #include <uapi/linux/loop.h>
 #include "loop_helpers.h"
@@ -29,6 +30,7 @@ static_assert((__force unsigned int)BLK_OPEN_EXCL == 1 << 2);
 /* staging/queue.rs: BLK_FEAT_WRITE_CACHE */
 static_assert((__force unsigned int)BLK_FEAT_WRITE_CACHE == 1u << 0);
 /* staging/file.rs */
+static_assert((__force unsigned int)FMODE_READ == 1 << 0);
 static_assert((__force unsigned int)FMODE_WRITE == 1 << 1);
 static_assert((__force unsigned int)FMODE_CAN_ODIRECT == 1 << 22);
 static_assert(IOCB_DSYNC == 0x2);
@@ -64,6 +66,12 @@ void rust_loop_kiocb_start_write(struct kiocb *iocb)
 void rust_loop_kiocb_end_write(struct kiocb *iocb)
 {
 	kiocb_end_write(iocb);
+}
+
+/* mutex_lock_killable() is a macro under lockdep. */
+int rust_loop_mutex_lock_killable(struct mutex *lock)
+{
+	return mutex_lock_killable(lock);
 }
 
 /* struct kstatfs is not in the Rust bindings: the block size of the file's filesystem. */

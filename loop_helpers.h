@@ -10,9 +10,11 @@
 
 struct kiocb;
 struct file;
+struct mutex;
 
 void rust_loop_kiocb_start_write(struct kiocb *iocb);
 void rust_loop_kiocb_end_write(struct kiocb *iocb);
 int rust_loop_file_bsize(struct file *file, u32 *bsize);
+int rust_loop_mutex_lock_killable(struct mutex *lock);
 
 #endif

@@ -160,6 +160,11 @@ pub(crate) fn check_status(info: &LoopInfo64) -> Result {
     Ok(())
 }
 
+/// Whether a status moves the data under the device: a new offset or size limit.
+pub(crate) fn status_moves_data(offset: u64, sizelimit: u64, info: &LoopInfo64) -> bool {
+    offset != info.lo_offset || sizelimit != info.lo_sizelimit
+}
+
 /// The flags after `LOOP_SET_STATUS` asks for `requested` (`loop_set_status`): only
 /// autoclear may be cleared, only autoclear and partscan set. Also says whether partition
 /// scanning was just turned on.
@@ -294,23 +299,28 @@ pub(crate) fn backing_pos(sector: u64, offset: u64) -> Result<i64> {
         .ok_or(EIO)
 }
 
-/// What `lo_complete_rq` does with a request of `bytes` bytes whose I/O returned `ret`
-/// (bytes or a negative errno).
+/// What `lo_complete_rq` does with a request of `bytes` bytes, in logical blocks of `lbs`
+/// bytes, whose I/O returned `ret` (bytes or a negative errno).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Completion {
     /// End the request, successfully.
     Done,
     /// End the request with the errno `ret`.
     Failed(i32),
-    /// A short read: complete the first `n` bytes and reissue the rest.
+    /// A short read: complete the first `n` bytes (whole blocks) and reissue the rest.
     RequeueRest(u32),
-    /// Nothing read (at or past the end of the file): zero the data and fail.
+    /// Not one whole block read (at or past the end of the file): zero the data and fail.
     ZeroFillAndFail,
 }
 
 /// The completion decision of `lo_complete_rq`. Only reads can be short; any other
 /// operation that did not fail is done.
-pub(crate) fn completion(ret: i64, bytes: u32, read: bool) -> Completion {
+///
+/// Unlike C 7.3, a short read completes whole logical blocks only: blk-mq advances the
+/// request's sector by the completed bytes rounded down to sectors, so completing a partial
+/// block would reissue the rest at the wrong place (C then fills the buffer with misplaced
+/// data). The partial block is read again; less than one block is treated as nothing read.
+pub(crate) fn completion(ret: i64, bytes: u32, read: bool, lbs: u32) -> Completion {
     if ret < 0 {
         return Completion::Failed(i32::try_from(ret).unwrap_or(EIO.to_errno()));
     }
@@ -318,8 +328,12 @@ pub(crate) fn completion(ret: i64, bytes: u32, read: bool) -> Completion {
     if ret == bytes || !read {
         Completion::Done
     } else if ret > 0 && ret < bytes {
-        // `ret < bytes <= u32::MAX`.
-        Completion::RequeueRest(u32::try_from(ret).unwrap_or(0))
+        let lbs = i64::from(lbs.max(SECTOR_SIZE));
+        // `0 <= done <= ret < bytes <= u32::MAX`.
+        match u32::try_from(ret - ret % lbs) {
+            Ok(done) if done > 0 => Completion::RequeueRest(done),
+            _ => Completion::ZeroFillAndFail,
+        }
     } else {
         Completion::ZeroFillAndFail
     }
@@ -679,22 +693,59 @@ mod tests {
 
     #[test]
     fn completion_of_full_and_failed_io() {
-        assert_eq!(completion(4096, 4096, true), Completion::Done);
-        assert_eq!(completion(0, 0, false), Completion::Done);
-        assert_eq!(completion(-5, 4096, true), Completion::Failed(-5));
-        assert_eq!(completion(-95, 4096, false), Completion::Failed(-95));
+        assert_eq!(completion(4096, 4096, true, 512), Completion::Done);
+        assert_eq!(completion(0, 0, false, 512), Completion::Done);
+        assert_eq!(completion(-5, 4096, true, 512), Completion::Failed(-5));
+        assert_eq!(completion(-95, 4096, false, 512), Completion::Failed(-95));
     }
 
     #[test]
     fn completion_of_short_read_requeues_rest() {
-        assert_eq!(completion(1024, 4096, true), Completion::RequeueRest(1024));
+        assert_eq!(
+            completion(1024, 4096, true, 512),
+            Completion::RequeueRest(1024)
+        );
         // Only reads are short: a short write is done, as in C.
-        assert_eq!(completion(1024, 4096, false), Completion::Done);
+        assert_eq!(completion(1024, 4096, false, 512), Completion::Done);
     }
 
     #[test]
     fn completion_of_empty_read_zero_fills() {
-        assert_eq!(completion(0, 4096, true), Completion::ZeroFillAndFail);
+        assert_eq!(completion(0, 4096, true, 512), Completion::ZeroFillAndFail);
+    }
+
+    #[test]
+    fn completion_of_short_read_keeps_whole_blocks() {
+        // 1000 bytes read: one sector completes, the partial one is read again.
+        assert_eq!(
+            completion(1000, 4096, true, 512),
+            Completion::RequeueRest(512)
+        );
+        assert_eq!(
+            completion(6000, 8192, true, 4096),
+            Completion::RequeueRest(4096)
+        );
+        // Less than one block: as nothing read.
+        assert_eq!(
+            completion(100, 4096, true, 512),
+            Completion::ZeroFillAndFail
+        );
+        assert_eq!(
+            completion(1024, 8192, true, 4096),
+            Completion::ZeroFillAndFail
+        );
+    }
+
+    #[test]
+    fn status_moving_data() {
+        let mut info: LoopInfo64 = pin_init::zeroed();
+        assert!(!status_moves_data(0, 0, &info));
+        info.lo_flags = 4;
+        assert!(!status_moves_data(0, 0, &info));
+        info.lo_offset = 512;
+        assert!(status_moves_data(0, 0, &info));
+        assert!(!status_moves_data(512, 0, &info));
+        assert!(status_moves_data(512, 1 << 20, &info));
     }
 
     #[test]

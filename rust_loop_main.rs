@@ -15,11 +15,11 @@
 //!   operations; `device/config.rs` under `lo_mutex`, `device/io.rs` the request life cycle,
 //!   `device/sysfs.rs`), [`control`] (the set of devices and `/dev/loop-control`),
 //!   [`policy`] (pure rules, KUnit-tested) and [`loop_uapi`] (the user API).
-//! - This file: the module, its parameters and its two global locks.
+//! - This file: the module, its parameters and its global lock (the set of devices).
 //!
 //! `unsafe_code` is denied crate-wide. The exceptions, each an `allow` with its reason:
 //! `staging` (all of it), the UAPI structures' `FromBytes`/`AsBytes` impls, the parameter
-//! descriptors (`#[link_section]` statics) and the global locks' one-time initialisation.
+//! descriptors (`#[link_section]` statics) and the global lock's one-time initialisation.
 
 #![deny(unsafe_code)]
 
@@ -40,7 +40,10 @@ use kernel::{
 };
 use staging::{
     gen_disk::MajorRegistration,
-    misc::MiscRegistration,
+    misc::{
+        map_init_err,
+        MiscRegistration, //
+    },
     sys, //
 };
 
@@ -84,23 +87,16 @@ mod params {
 
 global_lock! {
     // SAFETY: `init_global_locks` runs first in module init, before any other use.
-    /// Serialises backing-file validation against loop chains (`loop_validate_mutex`).
-    unsafe(uninit) static LOOP_VALIDATE: Mutex<()> = ();
-}
-
-global_lock! {
-    // SAFETY: `init_global_locks` runs first in module init, before any other use.
     /// The set of devices (`loop_ctl_mutex` and `loop_index_idr`).
     unsafe(uninit) static LOOP_CTL: Mutex<Registry> = Registry::new();
 }
 
-/// Initialises the global locks; called once, first thing in module init.
+/// Initialises the global lock; called once, first thing in module init.
 #[allow(unsafe_code)]
 fn init_global_locks() {
-    // SAFETY: Called once, before any other use of the locks (nothing that could reach them
-    // is registered yet).
+    // SAFETY: Called once, before any other use of the lock (nothing that could reach it is
+    // registered yet).
     unsafe {
-        LOOP_VALIDATE.init();
         LOOP_CTL.init();
     }
 }
@@ -118,7 +114,9 @@ impl Drop for Devices {
 struct RustLoopModule {
     // Fields are dropped in declaration order, as C `loop_exit` tears down: first the block
     // major (no more devices created by opening a node), then `/dev/loop-control` (no more
-    // ioctls), then every device.
+    // ioctls), then every device. They are initialised in the order of `init`, as C
+    // `loop_init`: `/dev/loop-control` before the major, so that a failure leaves no device
+    // behind (disks appear only once the major is registered, and nothing fails after it).
     _major: MajorRegistration<LoopProbe>,
     #[pin]
     _control: MiscRegistration<LoopControl>,
@@ -149,9 +147,20 @@ impl kernel::InPlaceModule for RustLoopModule {
             _params: {
                 let params = validated_params()?;
                 init_global_locks();
-                control::init(params);
+                control::init(params)?;
                 params
             },
+            _control <- map_init_err(
+                MiscRegistration::register(sys::LOOP_CTRL_MINOR, c"loop-control"),
+                |e| {
+                    pr_err!(
+                        "/dev/loop-control (misc minor {}) is taken ({e:?}): is the C loop \
+                         driver loaded? (rmmod loop)\n",
+                        sys::LOOP_CTRL_MINOR
+                    );
+                    e
+                }
+            ),
             _major: MajorRegistration::new(sys::LOOP_MAJOR, c"loop").map_err(|e| {
                 pr_err!(
                     "block major {} is taken ({e:?}): is the C loop driver loaded? \
@@ -161,7 +170,6 @@ impl kernel::InPlaceModule for RustLoopModule {
                 // C `loop_init` returns EIO here.
                 EIO
             })?,
-            _control <- MiscRegistration::register(sys::LOOP_CTRL_MINOR, c"loop-control"),
             _devices: {
                 for i in 0.._params.max_loop {
                     // Errors are ignored, as in C: the devices can be created later.

@@ -13,8 +13,9 @@
 //! - [`bdev`], [`queue`], [`sysfs`]: a block device and its claim, queue limits and freeze,
 //!   a disk's attribute groups;
 //! - [`file`], [`aio`]: the backing file and the asynchronous direct I/O hand-over;
-//! - [`workqueue`], [`misc`], [`params`], [`sys`]: an owned workqueue, a fixed-minor misc
-//!   device, module parameters that sysfs shows, and small kernel facilities.
+//! - [`workqueue`], [`misc`], [`params`], [`mutex`], [`sys`]: an owned workqueue, a
+//!   fixed-minor misc device, module parameters that sysfs shows, a killable mutex, and
+//!   small kernel facilities.
 
 #![allow(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub(crate) mod bdev;
 pub(crate) mod file;
 pub(crate) mod gen_disk;
 pub(crate) mod misc;
+pub(crate) mod mutex;
 pub(crate) mod operations;
 pub(crate) mod params;
 pub(crate) mod queue;

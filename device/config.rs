@@ -29,6 +29,7 @@ use crate::{
             DiskRef,
             ReleasingDisk, //
         },
+        mutex::KillableGuard,
         operations::InIoctl,
         queue::LimitsUpdate,
         sys::{
@@ -37,12 +38,11 @@ use crate::{
         },
         workqueue::OwnedQueue,
     },
-    LOOP_VALIDATE,
 };
 use kernel::{
     block::SECTOR_SIZE,
     prelude::*,
-    sync::{atomic::Relaxed, lock::GlobalGuard, Arc, MutexGuard},
+    sync::{atomic::Relaxed, Arc},
     transmute::{
         AsBytes,
         FromBytes, //
@@ -56,27 +56,28 @@ use kernel::{
 /// Identifies loop as the holder of a block-device claim.
 static CLAIM_HOLDER: ClaimHolder = ClaimHolder::new();
 
-/// Whether a configuration change also takes `LOOP_VALIDATE` (`loop_global_lock_killable`'s
+/// Whether a configuration change also takes the validate lock (`loop_global_lock_killable`'s
 /// `global` argument).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Validate {
     /// Only `lo_mutex`.
     LocalOnly,
-    /// `LOOP_VALIDATE`, then `lo_mutex`: the change can affect a chain of loop devices.
+    /// The validate lock, then `lo_mutex`: the change can affect a chain of loop devices.
     Global,
 }
 
 impl LoopDevice {
-    /// Takes `LOOP_VALIDATE` (for [`Validate::Global`]) and then `lo_mutex`
-    /// (`loop_global_lock_killable`).
-    ///
-    /// The locks are not killable as in C: the kernel crate has no killable mutex.
+    /// Takes the validate lock (for [`Validate::Global`]) and then `lo_mutex`, both
+    /// killably (`loop_global_lock_killable`): `EINTR` on a fatal signal.
     fn global_lock(
         &self,
         scope: Validate,
-    ) -> (Option<GlobalGuard<LOOP_VALIDATE>>, MutexGuard<'_, Config>) {
-        let validate = (scope == Validate::Global).then(|| LOOP_VALIDATE.lock());
-        (validate, self.lo_mutex.lock())
+    ) -> Result<(Option<KillableGuard<'_, ()>>, KillableGuard<'_, Config>)> {
+        let validate = match scope {
+            Validate::Global => Some(self.validate.lock_killable()?),
+            Validate::LocalOnly => None,
+        };
+        Ok((validate, self.lo_mutex.lock_killable()?))
     }
 
     /// Copies what sysfs shows out of `cfg`.
@@ -138,7 +139,7 @@ impl LoopDevice {
 
     /// Marks the device as being removed if it is unbound and closed (`loop_control_remove`).
     pub(crate) fn start_removal(&self, disk: &DiskRef) -> Result {
-        let _cfg = self.lo_mutex.lock();
+        let _cfg = self.lo_mutex.lock_killable()?;
         if self.state() != State::Unbound || disk.openers() > 0 {
             return Err(EBUSY);
         }
@@ -225,8 +226,11 @@ impl LoopDevice {
     /// Refuses loops back to `bdev` through a chain of loop devices, and backing files that
     /// are neither regular files nor block devices (`loop_validate_file`).
     ///
-    /// The caller holds `LOOP_VALIDATE` if `file` is a loop device.
-    fn validate_file(file: &BackingFile, bdev: &BlockDevice) -> Result {
+    /// Unlike C 7.3, which compares device numbers only, a chain that reaches this device
+    /// through any of its nodes (a partition too) is a loop (`EBADF`).
+    ///
+    /// The caller holds the validate lock if `file` is a loop device.
+    fn validate_file(&self, file: &BackingFile, bdev: &BlockDevice) -> Result {
         let mut f = file.clone();
         while let Some(rdev) = Self::loop_rdev(&f) {
             if rdev == bdev.dev() {
@@ -237,6 +241,9 @@ impl LoopDevice {
                     .disk()
                     .and_then(|disk| disk.driver_data::<LoopDevice>())
                     .ok_or(EINVAL)?;
+                if core::ptr::eq(l, self) {
+                    return Err(EBADF);
+                }
                 if l.state() != State::Bound {
                     return Err(EINVAL);
                 }
@@ -268,11 +275,22 @@ impl LoopDevice {
         cfg.file = Some(file);
     }
 
+    /// The backing file of descriptor `fd`, if loop can use it (`fget` and
+    /// `loop_check_backing_file`). Unlike C 7.3, a file not opened for reading is refused
+    /// (`EBADF`): through the device, its data would be readable.
+    fn get_backing_file(fd: u32, ctx: &InIoctl) -> Result<BackingFile> {
+        let file = BackingFile::fget(fd, ctx)?;
+        if !file.readable() {
+            return Err(EBADF);
+        }
+        file.check()?;
+        Ok(file)
+    }
+
     /// Switches a read-only device to another file of the same size (`loop_change_fd`).
     fn change_fd(&self, bdev: &BlockDevice, fd: u32, ctx: &InIoctl) -> Result {
         let disk = bdev.disk();
-        let file = BackingFile::fget(fd, ctx)?;
-        file.check()?;
+        let file = Self::get_backing_file(fd, ctx)?;
         disk.suppress_uevents(true);
         let result = self.change_fd_locked(bdev, file);
         disk.suppress_uevents(false);
@@ -293,14 +311,14 @@ impl LoopDevice {
         } else {
             Validate::LocalOnly
         };
-        let (validate, mut cfg) = self.global_lock(scope);
+        let (validate, mut cfg) = self.global_lock(scope)?;
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
         if !cfg.flags.contains(LoFlag::ReadOnly) {
             return Err(EINVAL);
         }
-        Self::validate_file(&file, bdev)?;
+        self.validate_file(&file, bdev)?;
         let old = cfg.file.clone().ok_or(ENXIO)?;
         if Self::calculate_size(&cfg, &file) != Self::calculate_size(&cfg, &old) {
             return Err(EINVAL);
@@ -322,7 +340,7 @@ impl LoopDevice {
         // Flush `validate_file` walks that may still look at the old file before releasing
         // it, unless we held the lock ourselves.
         if scope == Validate::LocalOnly {
-            drop(LOOP_VALIDATE.lock());
+            drop(self.validate.lock());
         }
         // The old file is released here, outside `lo_mutex`.
         drop(old);
@@ -348,8 +366,7 @@ impl LoopDevice {
         config: &LoopConfig,
         ctx: &InIoctl,
     ) -> Result {
-        let file = BackingFile::fget(config.fd, ctx)?;
-        file.check()?;
+        let file = Self::get_backing_file(config.fd, ctx)?;
         let scope = if Self::loop_rdev(&file).is_some() {
             Validate::Global
         } else {
@@ -362,11 +379,11 @@ impl LoopDevice {
         let claim = bdev.claim(mode, &CLAIM_HOLDER)?;
         let disk = bdev.disk();
 
-        let (validate, mut cfg) = self.global_lock(scope);
+        let (validate, mut cfg) = self.global_lock(scope)?;
         if self.state() != State::Unbound {
             return Err(EBUSY);
         }
-        Self::validate_file(&file, bdev)?;
+        self.validate_file(&file, bdev)?;
         let flags = policy::configure_flags(
             config.info.lo_flags,
             BackingAccess {
@@ -504,7 +521,7 @@ impl LoopDevice {
     /// Marks the device for detach on last close (`loop_clr_fd`).
     fn clr_fd(&self, disk: &DiskRef) -> Result {
         // The global lock makes `validate_file` of a concurrent configure see the new state.
-        let (_validate, mut cfg) = self.global_lock(Validate::Global);
+        let (_validate, mut cfg) = self.global_lock(Validate::Global)?;
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
@@ -519,13 +536,29 @@ impl LoopDevice {
     // --- Status ioctls ---------------------------------------------------------------------
 
     /// `LOOP_SET_STATUS(64)` (`loop_set_status`).
-    fn set_status(&self, disk: &DiskRef, info: &LoopInfo64) -> Result {
-        let mut cfg = self.lo_mutex.lock();
-        if self.state() != State::Bound {
-            return Err(ENXIO);
-        }
+    ///
+    /// Unlike C 7.3, a change of the offset or size limit claims the device (as
+    /// `LOOP_SET_BLOCK_SIZE` does), so it fails with `EBUSY` while someone else holds it
+    /// exclusively: a mounted filesystem never sees its device shift under it.
+    fn set_status(&self, bdev: &BlockDevice, mode: OpenMode, info: &LoopInfo64) -> Result {
+        let disk = bdev.disk();
+        let mut claim = None;
+        let mut cfg = loop {
+            let cfg = self.lo_mutex.lock_killable()?;
+            if self.state() != State::Bound {
+                return Err(ENXIO);
+            }
+            if claim.is_none() && policy::status_moves_data(cfg.offset, cfg.sizelimit, info) {
+                // Claim without `lo_mutex` (a claim may wait for another claimer), then
+                // look again.
+                drop(cfg);
+                claim = Some(bdev.claim(mode, &CLAIM_HOLDER)?);
+                continue;
+            }
+            break cfg;
+        };
         let file = cfg.file.clone().ok_or(ENXIO)?;
-        let size_changed = cfg.offset != info.lo_offset || cfg.sizelimit != info.lo_sizelimit;
+        let size_changed = policy::status_moves_data(cfg.offset, cfg.sizelimit, info);
         if size_changed {
             disk.part0().sync();
             disk.part0().invalidate();
@@ -553,6 +586,7 @@ impl LoopDevice {
         }
         drop(cfg);
         drop(file);
+        drop(claim);
         if partscan {
             if let Err(e) = disk.reread_partitions() {
                 self.warn_partscan(e);
@@ -564,7 +598,7 @@ impl LoopDevice {
     /// `LOOP_GET_STATUS64` (`loop_get_status`).
     fn get_status(&self) -> Result<LoopInfo64> {
         let (mut info, file) = {
-            let cfg = self.lo_mutex.lock();
+            let cfg = self.lo_mutex.lock_killable()?;
             if self.state() != State::Bound {
                 return Err(ENXIO);
             }
@@ -588,7 +622,7 @@ impl LoopDevice {
 
     /// `LOOP_SET_CAPACITY` (`loop_set_capacity`).
     fn set_capacity(&self, disk: &DiskRef) -> Result {
-        let cfg = self.lo_mutex.lock();
+        let cfg = self.lo_mutex.lock_killable()?;
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
@@ -600,7 +634,7 @@ impl LoopDevice {
     /// `LOOP_SET_DIRECT_IO` (`loop_set_dio`): switches with the backing file synced and
     /// the queue frozen; refuses with EINVAL what the alignment rules forbid.
     fn set_dio(&self, disk: &DiskRef, arg: usize) -> Result {
-        let mut cfg = self.lo_mutex.lock();
+        let mut cfg = self.lo_mutex.lock_killable()?;
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
@@ -639,7 +673,7 @@ impl LoopDevice {
     fn set_block_size(&self, bdev: &BlockDevice, mode: OpenMode, arg: usize) -> Result {
         let _claim = bdev.claim(mode, &CLAIM_HOLDER)?;
         let disk = bdev.disk();
-        let mut cfg = self.lo_mutex.lock();
+        let mut cfg = self.lo_mutex.lock_killable()?;
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
@@ -708,7 +742,7 @@ impl LoopDevice {
                     return Err(EPERM);
                 }
                 let info: LoopInfo = Self::read_user(arg)?;
-                self.set_status(bdev.disk(), &LoopInfo64::from(&info))?;
+                self.set_status(bdev, mode, &LoopInfo64::from(&info))?;
             }
             LOOP_GET_STATUS => {
                 if arg == 0 {
@@ -722,7 +756,7 @@ impl LoopDevice {
                     return Err(EPERM);
                 }
                 let info: LoopInfo64 = Self::read_user(arg)?;
-                self.set_status(bdev.disk(), &info)?;
+                self.set_status(bdev, mode, &info)?;
             }
             LOOP_GET_STATUS64 => {
                 if arg == 0 {
@@ -741,7 +775,7 @@ impl LoopDevice {
             LOOP_SET_DIRECT_IO => self.set_dio(bdev.disk(), arg)?,
             // `lo_simple_ioctl` takes `lo_mutex` before rejecting unknown commands.
             _ => {
-                drop(self.lo_mutex.lock());
+                drop(self.lo_mutex.lock_killable()?);
                 return Err(EINVAL);
             }
         }
@@ -765,7 +799,7 @@ impl LoopDevice {
                     return Err(EPERM);
                 }
                 let info: CompatLoopInfo = Self::read_user(ptr)?;
-                self.set_status(bdev.disk(), &LoopInfo64::from(&info))?;
+                self.set_status(bdev, mode, &LoopInfo64::from(&info))?;
                 Ok(0)
             }
             LOOP_GET_STATUS => {
@@ -789,7 +823,7 @@ impl LoopDevice {
 
     /// `lo_open`.
     pub(super) fn lo_open(&self) -> Result {
-        let _cfg = self.lo_mutex.lock();
+        let _cfg = self.lo_mutex.lock_killable()?;
         match self.state() {
             State::Deleting | State::Rundown => Err(ENXIO),
             State::Unbound | State::Bound => Ok(()),

@@ -251,7 +251,8 @@ impl LoopDevice {
     /// completing task.
     pub(super) fn complete_rq(mut rq: Request<Self>) {
         let ret = rq.pdu().ret.load(Relaxed);
-        match policy::completion(ret, rq.bytes(), rq.op() == ReqOp::Read) {
+        let lbs = rq.queue().logical_block_size();
+        match policy::completion(ret, rq.bytes(), rq.op() == ReqOp::Read, lbs) {
             Completion::Done => rq.end(Ok(())),
             Completion::Failed(errno) => rq.end(Err(Error::from_errno(errno).into())),
             Completion::RequeueRest(done) => {

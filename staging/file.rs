@@ -25,6 +25,8 @@ use kernel::{
     sync::aref::ARef,
 };
 
+/// `FMODE_READ` (checked against the C value in `loop_helpers.c`).
+const FMODE_READ: u32 = 1 << 0;
 /// `FMODE_WRITE` (checked against the C value in `loop_helpers.c`).
 const FMODE_WRITE: u32 = 1 << 1;
 /// `FMODE_CAN_ODIRECT`: the file supports `O_DIRECT` (checked in `loop_helpers.c`).
@@ -160,6 +162,11 @@ impl BackingFile {
     fn mode(&self) -> u32 {
         // SAFETY: By the type invariant the file is valid; `f_mode` is set at open.
         unsafe { (*self.raw()).f_mode }
+    }
+
+    /// Whether the file was opened for reading (`FMODE_READ`).
+    pub(crate) fn readable(&self) -> bool {
+        self.mode() & FMODE_READ != 0
     }
 
     /// Whether the file was opened for writing (`FMODE_WRITE`).

@@ -44,6 +44,17 @@ unsafe impl<T: MiscOps> Send for MiscRegistration<T> {}
 // SAFETY: `&MiscRegistration` gives no access to the C structure.
 unsafe impl<T: MiscOps> Sync for MiscRegistration<T> {}
 
+/// `init`, with its error passed through `f` (for a diagnostic): the `map_err` that
+/// `pin_init` lacks.
+pub(crate) fn map_init_err<U, E>(
+    init: impl PinInit<U, E>,
+    f: impl FnOnce(E) -> E,
+) -> impl PinInit<U, E> {
+    // SAFETY: The closure initialises the slot exactly when `init` does (same slot, same
+    // pinning), and returns an error, leaving it uninitialised, exactly when `init` does.
+    unsafe { pin_init::pin_init_from_closure(move |slot| init.__init(slot).map_err(f)) }
+}
+
 impl<T: MiscOps> MiscRegistration<T> {
     /// Registers the device `name` with the given `minor`.
     pub(crate) fn register(minor: i32, name: &'static CStr) -> impl PinInit<Self, Error> {

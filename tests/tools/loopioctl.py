@@ -9,11 +9,11 @@ Usage: loopioctl.py DEVICE IOCTL [ARGS...] [--ro]
   DEVICE   /dev/loop-control or /dev/loopN (opened read-write, or read-only with --ro)
   IOCTL    one of:
     ctl-add N | ctl-remove N | ctl-get-free      /dev/loop-control
-    set-fd FILE [--file-ro]                      LOOP_SET_FD with FILE opened rw (or ro)
-    change-fd FILE                               LOOP_CHANGE_FD with FILE opened read-only
+    set-fd FILE [--file-ro|--file-wo]            LOOP_SET_FD with FILE opened rw (ro, wo)
+    change-fd FILE [--file-wo]                   LOOP_CHANGE_FD with FILE opened ro (wo)
     configure FILE [key=value...]                LOOP_CONFIGURE; keys: bs offset sizelimit
                                                  flags encrypt_type key_size name file_ro
-                                                 dsync (FILE opened O_DSYNC)
+                                                 file_wo dsync (FILE opened O_DSYNC)
                                                  fd (a raw number instead of FILE: use -)
     clr-fd | set-capacity | set-direct-io N | set-block-size N
     get-status64 | get-status                    prints key=value lines
@@ -110,6 +110,8 @@ def run(argv):
             return fcntl.ioctl(fd, int(rest[0], 0), 0)
         if name in ("set-fd", "change-fd"):
             flags = os.O_RDONLY if name == "change-fd" or "--file-ro" in rest else os.O_RDWR
+            if "--file-wo" in rest:
+                flags = os.O_WRONLY
             bfd = os.open(rest[0], flags)
             return fcntl.ioctl(fd, LOOP[name], bfd)
         if name == "configure":
@@ -118,6 +120,8 @@ def run(argv):
                 bfd = num(d, "fd")
             else:
                 flags = os.O_RDONLY if d.get("file_ro") else os.O_RDWR
+                if d.get("file_wo"):
+                    flags = os.O_WRONLY
                 if d.get("dsync"):
                     flags |= os.O_DSYNC
                 bfd = os.open(rest[0], flags)
