@@ -206,13 +206,17 @@ impl LoopDevice {
         let r = policy::fallocate_result(io.file.fallocate(mode, pos, rq.bytes()));
         if r == Err(EOPNOTSUPP) {
             // The limits were set hoping `fallocate` works; it does not, so stop advertising
-            // the operation (`loop_clear_limits`; unfrozen, as in C).
-            let mut lim = rq.queue().start_limits_update();
-            match mode {
-                FallocMode::ZeroRange => lim.set_max_write_zeroes_sectors(0),
-                FallocMode::PunchHole => lim.set_discard(0, 0),
+            // the operation (`loop_clear_limits`; unfrozen, as in C). Unlike C, only if
+            // `limits_lock` is free: a block size or direct I/O change holds it while it
+            // freezes the queue, waiting for this very request, so waiting here deadlocks.
+            // The next failing request tries again.
+            if let Some(mut lim) = rq.queue().try_start_limits_update() {
+                match mode {
+                    FallocMode::ZeroRange => lim.set_max_write_zeroes_sectors(0),
+                    FallocMode::PunchHole => lim.set_discard(0, 0),
+                }
+                let _ = lim.commit();
             }
-            let _ = lim.commit();
         }
         r
     }

@@ -71,6 +71,23 @@ impl Queue {
         }
     }
 
+    /// Starts a limits update if `limits_lock` is free (`mutex_trylock`), for a context that
+    /// must not wait for it: one a freeze may be waiting for.
+    pub(crate) fn try_start_limits_update(&self) -> Option<LimitsUpdate<'_>> {
+        // SAFETY: By the type invariant the queue is valid; `limits_lock` is initialised with
+        // it.
+        if unsafe { bindings::mutex_trylock(&raw mut (*self.as_raw()).limits_lock) } == 0 {
+            return None;
+        }
+        // INVARIANT: The lock was taken just above.
+        Some(LimitsUpdate {
+            q: self,
+            // SAFETY: The limits are stable while `limits_lock` is held.
+            lim: unsafe { core::ptr::read(&raw const (*self.as_raw()).limits) },
+            done: false,
+        })
+    }
+
     /// Freezes the queue: waits for every request to end and holds new ones back until the
     /// guard drops (`blk_mq_freeze_queue`, with the task in NOIO scope meanwhile).
     pub(crate) fn freeze(&self) -> Freeze<'_> {
