@@ -111,6 +111,8 @@ impl State {
 
 /// What the I/O path needs of the configuration. Immutable: a change installs a new one, with
 /// the queue frozen or the device unbound, so a worker's snapshot never changes under it.
+/// Each request holds a copy (a counted reference to the file, no allocation).
+#[derive(Clone)]
 pub(crate) struct IoConfig {
     file: BackingFile,
     offset: u64,
@@ -161,7 +163,7 @@ impl Config {
 /// Requests waiting for the worker, and the configuration they run with.
 struct Pending {
     rqs: KVec<Request<LoopDevice>>,
-    io: Option<Arc<IoConfig>>,
+    io: Option<IoConfig>,
 }
 
 /// The per-request driver data (`struct loop_cmd`).
@@ -169,7 +171,7 @@ pub(crate) struct LoopCmd {
     /// The result for `complete`: bytes transferred or a negative errno.
     ret: Atomic<i64>,
     /// The direct I/O state, which holds the request's configuration while in flight.
-    aio: AioSlot<Arc<IoConfig>>,
+    aio: AioSlot<IoConfig>,
 }
 
 impl Default for LoopCmd {

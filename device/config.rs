@@ -42,7 +42,7 @@ use crate::{
 use kernel::{
     block::SECTOR_SIZE,
     prelude::*,
-    sync::{atomic::Relaxed, Arc},
+    sync::atomic::Relaxed,
     transmute::{
         AsBytes,
         FromBytes, //
@@ -87,54 +87,23 @@ impl LoopDevice {
         self.shown_flags.store(cfg.flags.into(), Relaxed);
     }
 
-    /// A new I/O configuration. Allocated before a change starts, so that installing it
-    /// cannot fail halfway.
-    fn new_io(file: &BackingFile, offset: u64, flags: LoFlags) -> Result<Arc<IoConfig>> {
-        Ok(Arc::new(
-            IoConfig {
-                file: file.clone(),
-                offset,
-                read_only: flags.contains(LoFlag::ReadOnly),
-                dio: flags.contains(LoFlag::DirectIo),
-                sync: file.sync_flags(),
-            },
-            GFP_KERNEL,
-        )?)
-    }
-
-    /// Both outcomes of a direct I/O decision still to be made, allocated up front:
-    /// `(direct, buffered)`.
-    fn new_io_pair(
-        file: &BackingFile,
-        offset: u64,
-        flags: LoFlags,
-    ) -> Result<(Arc<IoConfig>, Arc<IoConfig>)> {
-        Ok((
-            Self::new_io(file, offset, flags | LoFlag::DirectIo)?,
-            Self::new_io(file, offset, flags & !LoFlag::DirectIo)?,
-        ))
-    }
-
-    /// Installs the I/O configuration `io` (none when unbound) and shows `cfg` in sysfs.
+    /// Installs the I/O configuration of `cfg` (the file, offset and flags it has now) and
+    /// shows `cfg` in sysfs. Nothing is allocated: a change cannot fail here.
     ///
     /// The caller holds `lo_mutex` and has the queue frozen or the device not bound.
-    fn install_io(&self, cfg: &Config, io: Option<Arc<IoConfig>>) {
+    fn install_io(&self, cfg: &Config) {
+        let io = cfg.file.as_ref().map(|file| IoConfig {
+            file: file.clone(),
+            offset: cfg.offset,
+            read_only: cfg.flags.contains(LoFlag::ReadOnly),
+            dio: cfg.flags.contains(LoFlag::DirectIo),
+            sync: file.sync_flags(),
+        });
         // The old snapshot is dropped after the lock; it is not its file's last reference
-        // (the caller holds one), so this releases no file under `lo_mutex`.
+        // (`cfg` or the caller holds one), so this releases no file under `lo_mutex`.
         let old = core::mem::replace(&mut self.pending.lock().io, io);
         drop(old);
         self.show(cfg);
-    }
-
-    /// Installs whichever of `pair` (from [`Self::new_io_pair`]) `cfg.flags` chose.
-    fn install_chosen_io(&self, cfg: &Config, pair: (Arc<IoConfig>, Arc<IoConfig>)) {
-        let (dio, buffered) = pair;
-        let io = if cfg.flags.contains(LoFlag::DirectIo) {
-            dio
-        } else {
-            buffered
-        };
-        self.install_io(cfg, Some(io));
     }
 
     /// Marks the device as being removed if it is unbound and closed (`loop_control_remove`).
@@ -323,7 +292,6 @@ impl LoopDevice {
         if Self::calculate_size(&cfg, &file) != Self::calculate_size(&cfg, &old) {
             return Err(EINVAL);
         }
-        let io = Self::new_io_pair(&file, cfg.offset, cfg.flags)?;
         // We might switch to direct I/O: write back dirty data now.
         let _ = file.fsync();
         disk.force_media_change();
@@ -332,7 +300,7 @@ impl LoopDevice {
             old.set_gfp_mask(cfg.old_gfp_mask);
             self.assign_backing_file(&mut cfg, file);
             self.update_dio(&mut cfg, disk.queue().logical_block_size());
-            self.install_chosen_io(&cfg, io);
+            self.install_io(&cfg);
         }
         let partscan = cfg.flags.contains(LoFlag::Partscan);
         drop(cfg);
@@ -398,7 +366,6 @@ impl LoopDevice {
             // Only this path populates it, under `lo_mutex`.
             let _ = self.wq.populate(OwnedQueue::new(c"loop", self.number)?);
         }
-        let io = Self::new_io_pair(&file, config.info.lo_offset, flags)?;
         // Nothing changed so far; from here on, changes are undone on failure.
         Self::apply_status(&mut cfg, &config.info);
         cfg.flags = flags;
@@ -435,7 +402,7 @@ impl LoopDevice {
         }
         let partscan = cfg.flags.contains(LoFlag::Partscan);
         cfg.module_ref = Some(module_ref);
-        self.install_chosen_io(&cfg, io);
+        self.install_io(&cfg);
         // Everything above is published before the state says so (C's `wmb()`).
         self.set_state(State::Bound);
         if partscan {
@@ -564,7 +531,6 @@ impl LoopDevice {
             disk.part0().invalidate();
         }
         policy::check_status(info)?;
-        let io = Self::new_io_pair(&file, info.lo_offset, cfg.flags)?;
         let partscan;
         {
             // I/O must drain before the offset or size limit change.
@@ -576,7 +542,7 @@ impl LoopDevice {
             partscan = partscan_on;
             // The offset may break direct I/O alignment.
             self.update_dio(&mut cfg, disk.queue().logical_block_size());
-            self.install_chosen_io(&cfg, io);
+            self.install_io(&cfg);
         }
         if partscan {
             disk.suppress_part_scan(false);
@@ -652,7 +618,6 @@ impl LoopDevice {
             let _ = file.fsync();
         }
         let flags = cfg.flags.with(LoFlag::DirectIo, use_dio);
-        let io = Self::new_io(&file, cfg.offset, flags)?;
         // Limits lock before freezing, as C.
         let mut lim = disk.queue().start_limits_update();
         let result = {
@@ -661,7 +626,7 @@ impl LoopDevice {
             cfg.dio_refusal = None;
             lim.set_dma_alignment(cfg.dio_align.dma_alignment(use_dio));
             let r = lim.commit();
-            self.install_io(&cfg, Some(io));
+            self.install_io(&cfg);
             r
         };
         drop(cfg);
@@ -681,8 +646,6 @@ impl LoopDevice {
             return Ok(());
         }
         let file = cfg.file.clone().ok_or(ENXIO)?;
-        // The buffered configuration, in case the new size rules direct I/O out.
-        let io_buf = Self::new_io(&file, cfg.offset, cfg.flags & !LoFlag::DirectIo)?;
         disk.part0().sync();
         disk.part0().invalidate();
         let mut lim = disk.queue().start_limits_update();
@@ -694,7 +657,7 @@ impl LoopDevice {
             let had_dio = cfg.flags.contains(LoFlag::DirectIo);
             self.update_dio(&mut cfg, disk.queue().logical_block_size());
             if had_dio && !cfg.flags.contains(LoFlag::DirectIo) {
-                self.install_io(&cfg, Some(io_buf));
+                self.install_io(&cfg);
             }
             self.show(&cfg);
             r

@@ -15,7 +15,8 @@
 //!
 //! `queue_rq` only queues the request for the device's worker: the backing file is never
 //! called from the submitter's task. The worker runs the requests in order, each with its
-//! own reference to the [`IoConfig`] it was queued under, and drops that reference before
+//! own copy of the [`IoConfig`] it was queued under (a counted reference to the backing
+//! file), and drops it before
 //! the request completes (a direct I/O hands it to the staging layer's kiocb state, which
 //! does the same). So once the queue has drained, no I/O context holds the backing file:
 //! the configuration path that cleared or replaced it drops the last reference, and the
@@ -115,7 +116,7 @@ impl LoopDevice {
                 core::mem::swap(&mut pending.rqs, &mut *batch);
                 pending.io.clone()
             };
-            // Each request gets its own reference to the configuration and drops it before
+            // Each request gets its own copy of the configuration and drops it before
             // it completes; the last request takes the batch's, so that once the batch's
             // last request has completed this worker holds no backing file.
             let mut io = io;
@@ -134,9 +135,9 @@ impl LoopDevice {
 
     /// Handles one request in the worker (`loop_handle_cmd`).
     ///
-    /// `io` is this request's own reference to the I/O configuration. It is dropped before
+    /// `io` is this request's own copy of the I/O configuration. It is dropped before
     /// the request completes (a direct I/O hands it to [`aio::submit`], which does the same).
-    fn handle_cmd(io: Option<Arc<IoConfig>>, mut rq: Request<Self>) {
+    fn handle_cmd(io: Option<IoConfig>, mut rq: Request<Self>) {
         let ret = match io {
             None => Err(EIO),
             Some(io) if rq.op().is_write() && io.read_only => Err(EIO),
@@ -237,14 +238,14 @@ impl LoopDevice {
     /// Starts an asynchronous direct read or write (`lo_rw_aio` with `use_aio`); the request
     /// comes back to [`Self::aio_done`], possibly in interrupt context.
     ///
-    /// `io` is the request's own reference (see [`Self::handle_cmd`]): it keeps the backing
+    /// `io` is the request's own copy (see [`Self::handle_cmd`]): it keeps the backing
     /// file open while the I/O is in flight and is dropped before the request completes.
-    fn rw_aio(io: Arc<IoConfig>, rq: Request<Self>, pos: i64, write: bool) {
+    fn rw_aio(io: IoConfig, rq: Request<Self>, pos: i64, write: bool) {
         let sync = io.sync;
         aio::submit(rq, io, pos, write, sync);
     }
 
-    /// A direct I/O has ended and dropped its configuration reference: complete the request
+    /// A direct I/O has ended and dropped its configuration copy: complete the request
     /// with `result`. Context: any.
     fn aio_done(rq: Request<Self>, result: i64) {
         rq.pdu().ret.store(result, Relaxed);
@@ -280,13 +281,13 @@ impl WorkItem for LoopDevice {
 }
 
 impl DirectIo for LoopDevice {
-    type Keep = Arc<IoConfig>;
+    type Keep = IoConfig;
 
-    fn aio_slot(pdu: &LoopCmd) -> &AioSlot<Arc<IoConfig>> {
+    fn aio_slot(pdu: &LoopCmd) -> &AioSlot<IoConfig> {
         &pdu.aio
     }
 
-    fn file(keep: &Arc<IoConfig>) -> &BackingFile {
+    fn file(keep: &IoConfig) -> &BackingFile {
         &keep.file
     }
 
