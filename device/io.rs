@@ -16,12 +16,11 @@
 //! `queue_rq` only queues the request for the device's worker: the backing file is never
 //! called from the submitter's task. The worker runs the requests in order, each with its
 //! own copy of the [`IoConfig`] it was queued under (a counted reference to the backing
-//! file), and drops it before
-//! the request completes (a direct I/O hands it to the staging layer's kiocb state, which
-//! does the same). So once the queue has drained, no I/O context holds the backing file:
-//! the configuration path that cleared or replaced it drops the last reference, and the
-//! file is released by the task that detached it, as in C. This half never takes
-//! `lo_mutex`.
+//! file), and drops it before the request completes (a direct I/O hands it to the staging
+//! layer's kiocb state, which does the same). So once the queue has drained, no I/O
+//! context holds the backing file: the configuration path that cleared or replaced it drops
+//! the last reference, and the file is released by the task that detached it, as in C.
+//! This half never takes `lo_mutex`.
 //!
 //! [`queue_rq`]: LoopDevice::queue_rq
 //! [`run`]: LoopDevice::run
