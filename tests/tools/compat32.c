@@ -52,12 +52,32 @@ int main(int argc, char **argv)
 			(char *)info64.lo_file_name);
 		return 1;
 	}
-	memset(&info, 0, sizeof(info));
-	if (ioctl(fd, LOOP_GET_STATUS, &info) || info.lo_offset != 4096 ||
-	    strcmp(info.lo_name, "compat-name")) {
-		fprintf(stderr, "compat GET_STATUS: offset %d name %s\n", info.lo_offset,
-			info.lo_name);
-		return 1;
+	/*
+	 * Every byte the kernel writes is a field or zero: none is left from the buffer. Two
+	 * calls into buffers filled differently must give the same bytes.
+	 */
+	{
+		struct loop_info a, b;
+		struct loop_info64 a64, b64;
+
+		memset(&a, 0xAA, sizeof(a));
+		memset(&b, 0x55, sizeof(b));
+		memset(&a64, 0xAA, sizeof(a64));
+		memset(&b64, 0x55, sizeof(b64));
+		if (ioctl(fd, LOOP_GET_STATUS, &a) || ioctl(fd, LOOP_GET_STATUS, &b) ||
+		    ioctl(fd, LOOP_GET_STATUS64, &a64) || ioctl(fd, LOOP_GET_STATUS64, &b64)) {
+			perror("GET_STATUS");
+			return 1;
+		}
+		if (a.lo_offset != 4096 || strcmp(a.lo_name, "compat-name")) {
+			fprintf(stderr, "compat GET_STATUS: offset %d name %s\n", a.lo_offset,
+				a.lo_name);
+			return 1;
+		}
+		if (memcmp(&a, &b, sizeof(a)) || memcmp(&a64, &b64, sizeof(a64))) {
+			fprintf(stderr, "compat GET_STATUS(64) left bytes of the user buffer\n");
+			return 1;
+		}
 	}
 	/* Unknown commands: the driver says ENOIOCTLCMD, which the VFS turns into ENOTTY. */
 	if (ioctl(fd, 0x4C99, 0) != -1 || errno != ENOTTY) {
