@@ -42,9 +42,17 @@ unload_driver() {
 
 # settle: waits until udev has handled every queued event. udevadm settle itself can fail on a
 # hiccup of the daemon (seen once in CI under TCG: "Failed to wait for daemon to reply:
-# Broken pipe"), which says nothing about the driver: a failed attempt is retried twice.
+# Broken pipe"), which says nothing about the driver: an attempt that fails at once is
+# retried twice. A time-out (udevadm's 120 s) is an answer and is not retried.
 settle() {
-	udevadm settle "$@" || { sleep 1 && udevadm settle "$@"; } || { sleep 2 && udevadm settle "$@"; }
+	local try t0
+	for try in 1 2 3; do
+		t0=$SECONDS
+		udevadm settle "$@" && return 0
+		[ $((SECONDS - t0)) -lt 10 ] || return 1
+		sleep "$try"
+	done
+	return 1
 }
 
 fail() {

@@ -70,6 +70,8 @@ race umount 40 /dev/loop7 "$mnt" "$mnt/backing.img"
 race umount 40 --dio /dev/loop7 "$mnt" "$mnt/backing.img"
 race changefd 10 /dev/loop7 "$mnt" "$mnt/old.img" "$new"
 race changefd 10 --dio /dev/loop7 "$mnt" "$mnt/old.img" "$new"
+# udev runs again before anything waits for it.
+udevadm control --start-exec-queue && udev_paused=0
 umount "$mnt"
 detach "$fsdev"
 [ "$status" = 0 ] || fail "a backing file outlived the call that released it (see above)"
