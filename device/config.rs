@@ -186,31 +186,29 @@ impl LoopDevice {
 
     // --- Backing file validation -----------------------------------------------------------
 
-    /// The loop device number of a loop block-device file (`is_loop_device`).
-    fn loop_rdev(file: &BackingFile) -> Option<u32> {
-        file.rdev()
-            .filter(|&rdev| sys::major(rdev) == sys::LOOP_MAJOR)
+    /// The loop device of this driver `file` is a node of, the whole disk or a partition
+    /// (`is_loop_device`, which C limits to major 7: a partition with an extended device
+    /// number escapes it).
+    fn loop_of(file: &BackingFile) -> Option<&LoopDevice> {
+        file.disk().and_then(|disk| disk.driver_data::<LoopDevice>())
     }
 
     /// Refuses loops back to `bdev` through a chain of loop devices, and backing files that
     /// are neither regular files nor block devices (`loop_validate_file`).
     ///
-    /// Unlike C 7.3, which compares device numbers only, a chain that reaches this device
-    /// through any of its nodes (a partition too) is a loop (`EBADF`).
+    /// Unlike C 7.3, which follows major-7 nodes and compares device numbers only, the chain
+    /// is followed through every node of a loop device (partitions too), and reaching this
+    /// device by any of them is a loop (`EBADF`).
     ///
-    /// The caller holds the validate lock if `file` is a loop device.
+    /// The caller holds the validate lock if `file` is a loop device's node.
     fn validate_file(&self, file: &BackingFile, bdev: &BlockDevice) -> Result {
         let mut f = file.clone();
-        while let Some(rdev) = Self::loop_rdev(&f) {
-            if rdev == bdev.dev() {
-                return Err(EBADF);
-            }
+        loop {
             let next = {
-                let l = f
-                    .disk()
-                    .and_then(|disk| disk.driver_data::<LoopDevice>())
-                    .ok_or(EINVAL)?;
-                if core::ptr::eq(l, self) {
+                let Some(l) = Self::loop_of(&f) else {
+                    break;
+                };
+                if f.rdev() == Some(bdev.dev()) || core::ptr::eq(l, self) {
                     return Err(EBADF);
                 }
                 if l.state() != State::Bound {
@@ -275,7 +273,7 @@ impl LoopDevice {
     /// The part of `change_fd` under the locks; returns whether to rescan partitions.
     fn change_fd_locked(&self, bdev: &BlockDevice, file: BackingFile) -> Result<bool> {
         let disk = bdev.disk();
-        let scope = if Self::loop_rdev(&file).is_some() {
+        let scope = if Self::loop_of(&file).is_some() {
             Validate::Global
         } else {
             Validate::LocalOnly
@@ -335,7 +333,7 @@ impl LoopDevice {
         ctx: &InIoctl,
     ) -> Result {
         let file = Self::get_backing_file(config.fd, ctx)?;
-        let scope = if Self::loop_rdev(&file).is_some() {
+        let scope = if Self::loop_of(&file).is_some() {
             Validate::Global
         } else {
             Validate::LocalOnly

@@ -24,7 +24,7 @@ fs=$(losetup -f --show "$img")
 mount "$fs" "$mnt"
 for dio in off on; do
 	echo "full backing filesystem, direct I/O $dio"
-	rm -f "$mnt"/*
+	rm -f "$mnt"/*.img "$mnt/filler"
 	truncate -s 64M "$mnt/big.img"
 	dd if=/dev/zero of="$mnt/filler" bs=1M count=4 status=none
 	dev=$(losetup -f --show --direct-io=$dio "$mnt/big.img")

@@ -96,7 +96,11 @@ class Fuzzer:
         if kind == "self":
             return None, kind  # filled in by the caller: the device itself
         dev = self.pick(DEVICES)
-        return os.open(dev, os.O_RDWR), f"other:{dev}"
+        try:
+            return os.open(dev, os.O_RDWR), f"other:{dev}"
+        except OSError as e:
+            # Removed by LOOP_CTL_REMOVE: a closed number instead.
+            return 1000, f"other:{dev}:{errno.errorcode.get(e.errno, e.errno)}"
 
     def info64(self):
         name = bytes(self.rng.randrange(33, 127) for _ in range(self.pick([0, 5, 64])))
