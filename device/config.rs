@@ -190,7 +190,8 @@ impl LoopDevice {
     /// (`is_loop_device`, which C limits to major 7: a partition with an extended device
     /// number escapes it).
     fn loop_of(file: &BackingFile) -> Option<&LoopDevice> {
-        file.disk().and_then(|disk| disk.driver_data::<LoopDevice>())
+        file.disk()
+            .and_then(|disk| disk.driver_data::<LoopDevice>())
     }
 
     /// Refuses loops back to `bdev` through a chain of loop devices, and backing files that
