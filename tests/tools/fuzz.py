@@ -22,6 +22,7 @@ under an exclusive opener (rust_loop refuses them where C 7.3 does not: intended
 differences, tested in beyond-c.sh).
 """
 
+import ctypes
 import errno
 import fcntl
 import mmap
@@ -38,6 +39,18 @@ BLKSSZGET, BLKDISCARD, BLKZEROOUT = 0x1268, 0x1277, 0x127F
 BLKGETSIZE64 = 0x80081272
 
 DEVICES = [f"/dev/loop{i}" for i in range(4)]
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+
+
+def ioctl_ulong(fd, num, arg):
+    """An ioctl with an `unsigned long` argument (fcntl.ioctl only takes a C int)."""
+    r = libc.ioctl(fd, num, arg & ((1 << 64) - 1))
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
 OFFSETS = [0, 511, 512, 4096, 1 << 20, 3 << 20, (1 << 63) - 1, 1 << 63, (1 << 64) - 1]
 SIZES = [0, 512, 4096, 1 << 20, (1 << 20) + 511, 1 << 40, (1 << 64) - 1]
 BLOCK_SIZES = [0, 256, 512, 1000, 4096, 4095, 8192, 65536, (1 << 32) - 1]
@@ -168,7 +181,7 @@ class Fuzzer:
                         "set-capacity", "set-direct-io", "set-block-size", "ctl",
                         "blk", "blk", "rw", "rw", "rw"])
         if op == "set-fd":
-            self.with_backing(dev, op, lambda fd, b: fcntl.ioctl(fd, LOOP[op], b))
+            self.with_backing(dev, op, lambda fd, b: ioctl_ulong(fd, LOOP[op], b))
         elif op == "configure":
             info, name = self.info64()
             bs = self.pick(BLOCK_SIZES)
@@ -179,7 +192,7 @@ class Fuzzer:
             self.with_backing(dev, f"{op} bs={bs} info={info[24:48].hex()}{name!r}",
                               configure)
         elif op == "change-fd":
-            self.with_backing(dev, op, lambda fd, b: fcntl.ioctl(fd, LOOP[op], b))
+            self.with_backing(dev, op, lambda fd, b: ioctl_ulong(fd, LOOP[op], b))
         elif op in ("clr-fd", "set-capacity"):
             self.call(dev, op, lambda fd: fcntl.ioctl(fd, LOOP[op], 0))
         elif op == "set-status64":
@@ -196,16 +209,16 @@ class Fuzzer:
             self.call(dev, op, self.status)
         elif op == "set-direct-io":
             v = self.pick([0, 1, 1, 2])
-            self.call(dev, f"{op} {v}", lambda fd: fcntl.ioctl(fd, LOOP[op], v))
+            self.call(dev, f"{op} {v}", lambda fd: ioctl_ulong(fd, LOOP[op], v))
         elif op == "set-block-size":
             v = self.pick(BLOCK_SIZES)
-            self.call(dev, f"{op} {v}", lambda fd: fcntl.ioctl(fd, LOOP[op], v))
+            self.call(dev, f"{op} {v}", lambda fd: ioctl_ulong(fd, LOOP[op], v))
         elif op == "ctl":
             sub = self.pick(["ctl-get-free", "ctl-add", "ctl-remove"])
             n = self.pick([0, 1, 3, 4, 7, -1, 1 << 20])
             arg = 0 if sub == "ctl-get-free" else n
             self.call("/dev/loop-control", f"{sub} {arg}",
-                      lambda fd: fcntl.ioctl(fd, LOOP[sub], arg))
+                      lambda fd: ioctl_ulong(fd, LOOP[sub], arg))
         elif op == "blk":
             sub = self.pick(["size", "ssz", "roset", "roget", "flsbuf", "discard", "zeroout",
                              "rrpart"])
