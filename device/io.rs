@@ -104,7 +104,7 @@ impl LoopDevice {
     /// Runs every queued request (`loop_process_work` for the root worker). Context:
     /// process, may sleep.
     fn run(this: Arc<Self>) {
-        let _flags = sys::IoTaskFlags::set();
+        let _flags = sys::TaskFlags::loop_worker();
         let mut batch = this.batch.lock();
         loop {
             let io = {

@@ -7,7 +7,7 @@
 //!
 //! C header: [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h).
 
-use super::sys::NoIo;
+use super::sys::TaskFlags;
 use kernel::{
     bindings,
     error::to_result,
@@ -91,7 +91,7 @@ impl Queue {
     /// Freezes the queue: waits for every request to end and holds new ones back until the
     /// guard drops (`blk_mq_freeze_queue`, with the task in NOIO scope meanwhile).
     pub(crate) fn freeze(&self) -> Freeze<'_> {
-        let noio = NoIo::enter();
+        let noio = TaskFlags::noio();
         // SAFETY: By the type invariant the queue is valid.
         unsafe { bindings::blk_mq_freeze_queue_nomemsave(self.as_raw()) };
         // INVARIANT: Frozen just above.
@@ -181,7 +181,7 @@ impl Drop for LimitsUpdate<'_> {
 pub(crate) struct Freeze<'a> {
     q: &'a Queue,
     /// Restored after the unfreeze (fields drop after `drop` runs).
-    _noio: NoIo,
+    _noio: TaskFlags,
 }
 
 impl Drop for Freeze<'_> {

@@ -121,16 +121,12 @@ impl<T: Operations> Request<T> {
 
     /// Gives up ownership without ending the request; [`Self::from_raw`] takes it back.
     pub(super) fn into_raw(self) -> *mut bindings::request {
-        ManuallyDrop::new(self).raw()
-    }
-
-    fn raw(&self) -> *mut bindings::request {
-        self.ptr.as_ptr()
+        ManuallyDrop::new(self).as_raw()
     }
 
     /// The raw request, still owned by `self`.
     pub(super) fn as_raw(&self) -> *mut bindings::request {
-        self.raw()
+        self.ptr.as_ptr()
     }
 
     /// The request's first sector (`blk_rq_pos`), for the operations that address data:
@@ -141,18 +137,18 @@ impl<T: Operations> Request<T> {
             return None;
         }
         // SAFETY: By the type invariant the request is valid and ours.
-        Some(unsafe { (*self.raw()).__sector })
+        Some(unsafe { (*self.as_raw()).__sector })
     }
 
     /// The request's remaining bytes (`blk_rq_bytes`).
     pub(crate) fn bytes(&self) -> u32 {
         // SAFETY: By the type invariant the request is valid and ours.
-        unsafe { (*self.raw()).__data_len }
+        unsafe { (*self.as_raw()).__data_len }
     }
 
     fn flags(&self) -> u32 {
         // SAFETY: By the type invariant the request is valid and ours.
-        unsafe { (*self.raw()).cmd_flags }
+        unsafe { (*self.as_raw()).cmd_flags }
     }
 
     /// The operation (`req_op`).
@@ -175,7 +171,7 @@ impl<T: Operations> Request<T> {
     /// Drops `REQ_NOWAIT`: the driver handles the request where it may block.
     pub(crate) fn clear_nowait(&mut self) {
         // SAFETY: By the type invariant the request is ours; nobody else reads its flags.
-        unsafe { (*self.raw()).cmd_flags &= !REQ_NOWAIT };
+        unsafe { (*self.as_raw()).cmd_flags &= !REQ_NOWAIT };
     }
 
     /// The I/O priority of the first bio (`req_get_ioprio`).
@@ -183,7 +179,7 @@ impl<T: Operations> Request<T> {
         // SAFETY: By the type invariant the request is ours, so its bio list is stable; a
         // non-null bio is valid.
         unsafe {
-            let bio = (*self.raw()).bio;
+            let bio = (*self.as_raw()).bio;
             if bio.is_null() {
                 0
             } else {
@@ -196,13 +192,13 @@ impl<T: Operations> Request<T> {
     pub(crate) fn pdu(&self) -> &T::Pdu {
         // SAFETY: By the type invariant the PDU holds an initialised `T::Pdu` (written in
         // `init_request`, dropped in `exit_request` after the request is gone).
-        unsafe { &*bindings::blk_mq_rq_to_pdu(self.raw()).cast::<T::Pdu>() }
+        unsafe { &*bindings::blk_mq_rq_to_pdu(self.as_raw()).cast::<T::Pdu>() }
     }
 
     /// The queue of the request.
     pub(crate) fn queue(&self) -> &super::queue::Queue {
         // SAFETY: The queue outlives its requests, and so the borrow of `self`.
-        unsafe { super::queue::Queue::from_raw((*self.raw()).q) }
+        unsafe { super::queue::Queue::from_raw((*self.as_raw()).q) }
     }
 
     /// An iterator over the request's data in `dir` (`ITER_DEST` to read into the request,
@@ -215,7 +211,7 @@ impl<T: Operations> Request<T> {
         dir: IterDir,
         buf: &'a mut KVec<bindings::bio_vec>,
     ) -> Result<IovIter<'a>> {
-        let rq = self.raw();
+        let rq = self.as_raw();
         // SAFETY: `iov_iter` is a C structure of integers, pointers and unions of those, for
         // which all zeroes is a valid value; `iov_iter_bvec` fills it below.
         let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
@@ -241,7 +237,7 @@ impl<T: Operations> Request<T> {
                 iter.iov_offset = bi_iter.bi_offset as usize;
             } else {
                 buf.clear();
-                // The I/O path runs with `PF_MEMALLOC_NOIO` (see `sys::IoTaskFlags`), which
+                // The I/O path runs with `PF_MEMALLOC_NOIO` (see `sys::TaskFlags::loop_worker`), which
                 // makes this allocation NOIO.
                 buf.reserve(BvecIter::new(rq).count(), GFP_KERNEL)?;
                 for bv in BvecIter::new(rq) {
@@ -305,7 +301,7 @@ impl<T: Operations> Request<T> {
         // SAFETY: By the type invariant the request and its bios are ours; each non-null
         // bio is valid and links to the next.
         unsafe {
-            let mut bio = (*self.raw()).bio;
+            let mut bio = (*self.as_raw()).bio;
             while !bio.is_null() {
                 bindings::zero_fill_bio(bio);
                 bio = (*bio).bi_next;
@@ -318,7 +314,7 @@ impl<T: Operations> Drop for Request<T> {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the request is ours and not ended (the paths that
         // end or hand it back do not drop `self`).
-        unsafe { bindings::blk_mq_end_request(self.raw(), BlkError::IOERR.raw()) };
+        unsafe { bindings::blk_mq_end_request(self.as_raw(), BlkError::IOERR.raw()) };
     }
 }
 

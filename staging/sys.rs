@@ -67,60 +67,45 @@ fn current_flags_restore(flags: u32, saved: u32) {
     }
 }
 
-/// A scope in which the current task's allocations start no I/O (`memalloc_noio_save`);
-/// restored on drop (`memalloc_noio_restore`).
+/// A scope in which some of the current task's `PF_*` flags are set; on drop they are
+/// restored to what they were (`memalloc_noio_save`/`_restore` and the like).
 ///
 /// # Invariants
 ///
-/// Made and dropped by the same task, in last-in first-out order with other scopes.
-pub(crate) struct NoIo {
+/// Made and dropped by the same task, in last-in first-out order with other scopes;
+/// `saved` holds which of `flags` were set before.
+pub(crate) struct TaskFlags {
+    flags: u32,
     saved: u32,
     /// A scope belongs to its task.
     _not_send: core::marker::PhantomData<*mut ()>,
 }
 
-impl NoIo {
-    /// Enters the scope.
-    pub(crate) fn enter() -> Self {
+impl TaskFlags {
+    fn set(flags: u32) -> Self {
+        // INVARIANT: `current_flags_set` returns which of `flags` were set.
         Self {
-            saved: current_flags_set(bindings::PF_MEMALLOC_NOIO),
+            flags,
+            saved: current_flags_set(flags),
             _not_send: core::marker::PhantomData,
         }
     }
-}
 
-impl Drop for NoIo {
-    fn drop(&mut self) {
-        current_flags_restore(bindings::PF_MEMALLOC_NOIO, self.saved);
+    /// Allocations of this task start no I/O (`memalloc_noio_save`).
+    pub(crate) fn noio() -> Self {
+        Self::set(bindings::PF_MEMALLOC_NOIO)
+    }
+
+    /// A worker doing loop I/O: `PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO`, as C
+    /// `loop_process_work`.
+    pub(crate) fn loop_worker() -> Self {
+        Self::set(bindings::PF_LOCAL_THROTTLE | bindings::PF_MEMALLOC_NOIO)
     }
 }
 
-/// A worker's task flags while it does loop I/O (`PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO`, as
-/// C `loop_process_work`); restored on drop.
-///
-/// # Invariants
-///
-/// As [`NoIo`]: one task, last-in first-out.
-pub(crate) struct IoTaskFlags {
-    saved: u32,
-    _not_send: core::marker::PhantomData<*mut ()>,
-}
-
-const IO_TASK_FLAGS: u32 = bindings::PF_LOCAL_THROTTLE | bindings::PF_MEMALLOC_NOIO;
-
-impl IoTaskFlags {
-    /// Sets the flags on the current task.
-    pub(crate) fn set() -> Self {
-        Self {
-            saved: current_flags_set(IO_TASK_FLAGS),
-            _not_send: core::marker::PhantomData,
-        }
-    }
-}
-
-impl Drop for IoTaskFlags {
+impl Drop for TaskFlags {
     fn drop(&mut self) {
-        current_flags_restore(IO_TASK_FLAGS, self.saved);
+        current_flags_restore(self.flags, self.saved);
     }
 }
 
