@@ -91,14 +91,19 @@ impl Registry {
 }
 
 /// Sets up the registry; called once from module init, after `LOOP_CTL` is initialised.
-pub(crate) fn init(params: Params) -> Result {
+pub(crate) fn init(params: Params) {
+    LOOP_CTL.lock().params = params;
+}
+
+/// Allocates what devices share, so that devices can be added; called from module init once
+/// nothing can fail after it (a failed load must leave nothing behind: the registry is a
+/// static, never dropped). Until then, adding a device fails with `ENODEV`.
+pub(crate) fn start() -> Result {
     let validate = Arc::pin_init(
         KillableMutex::new((), c"loop_validate_mutex", static_lock_class!()),
         GFP_KERNEL,
     )?;
-    let mut reg = LOOP_CTL.lock();
-    reg.params = params;
-    reg.validate = Some(validate);
+    LOOP_CTL.lock().validate = Some(validate);
     Ok(())
 }
 

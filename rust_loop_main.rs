@@ -115,8 +115,8 @@ struct RustLoopModule {
     // Fields are dropped in declaration order, as C `loop_exit` tears down: first the block
     // major (no more devices created by opening a node), then `/dev/loop-control` (no more
     // ioctls), then every device. They are initialised in the order of `init`, as C
-    // `loop_init`: `/dev/loop-control` before the major, so that a failure leaves no device
-    // behind (disks appear only once the major is registered, and nothing fails after it).
+    // `loop_init`: `/dev/loop-control` before the major; devices can be added only once
+    // `control::start` ran, the last step, so a failed load leaves nothing behind.
     _major: MajorRegistration<LoopProbe>,
     #[pin]
     _control: MiscRegistration<LoopControl>,
@@ -147,7 +147,7 @@ impl kernel::InPlaceModule for RustLoopModule {
             _params: {
                 let params = validated_params()?;
                 init_global_locks();
-                control::init(params)?;
+                control::init(params);
                 params
             },
             _control <- map_init_err(
@@ -171,6 +171,8 @@ impl kernel::InPlaceModule for RustLoopModule {
                 EIO
             })?,
             _devices: {
+                // Last: nothing fails after it, so a failed load allocates nothing.
+                control::start()?;
                 for i in 0.._params.max_loop {
                     // Errors are ignored, as in C: the devices can be created later.
                     let _ = control::add(Some(i));

@@ -503,11 +503,18 @@ impl LoopDevice {
 
     /// `LOOP_SET_STATUS(64)` (`loop_set_status`).
     ///
-    /// Unlike C 7.3, a change of the offset or size limit claims the device (as
-    /// `LOOP_SET_BLOCK_SIZE` does), so it fails with `EBUSY` while someone else holds it
-    /// exclusively: a mounted filesystem never sees its device shift under it.
+    /// Unlike C 7.3, a change of the offset or size limit claims the whole disk (as
+    /// `LOOP_SET_BLOCK_SIZE` claims the device), so it fails with `EBUSY` while someone else
+    /// holds the disk or one of its partitions exclusively: a mounted filesystem never sees
+    /// its device shift under it. Only an exclusive opener of the whole disk may do it.
     fn set_status(&self, bdev: &BlockDevice, mode: OpenMode, info: &LoopInfo64) -> Result {
         let disk = bdev.disk();
+        let whole = disk.part0();
+        let whole_mode = if bdev.dev() == whole.dev() {
+            mode
+        } else {
+            mode.shared()
+        };
         let mut claim = None;
         let mut cfg = loop {
             let cfg = self.lo_mutex.lock_killable()?;
@@ -515,10 +522,12 @@ impl LoopDevice {
                 return Err(ENXIO);
             }
             if claim.is_none() && policy::status_moves_data(cfg.offset, cfg.sizelimit, info) {
+                // A status C refuses anyway gets C's errno, not `EBUSY`.
+                policy::check_status(info)?;
                 // Claim without `lo_mutex` (a claim may wait for another claimer), then
                 // look again.
                 drop(cfg);
-                claim = Some(bdev.claim(mode, &CLAIM_HOLDER)?);
+                claim = Some(whole.claim(whole_mode, &CLAIM_HOLDER)?);
                 continue;
             }
             break cfg;

@@ -112,14 +112,15 @@ impl AttrShow<LoopDevice> for DioAttr {
 }
 
 /// `dio_reason` (not in C loop): why direct I/O was asked for and not used, or `none`.
-/// Taking `lo_mutex` here is safe: the group is never removed with `lo_mutex` held.
+/// Taking `lo_mutex` here is safe: the group is never removed with `lo_mutex` held; it is
+/// taken killably, so a reader stuck behind a hung configuration change can be killed.
 struct DioReasonAttr;
 
 impl AttrShow<LoopDevice> for DioReasonAttr {
     const NAME: &'static CStr = c"dio_reason";
 
     fn show(dev: &LoopDevice, page: &mut [u8]) -> Result<usize> {
-        match dev.lo_mutex.lock().dio_refusal {
+        match dev.lo_mutex.lock_killable()?.dio_refusal {
             Some(why) => emit(page, fmt!("{why}\n")),
             None => emit(page, fmt!("none\n")),
         }

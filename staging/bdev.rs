@@ -40,6 +40,12 @@ impl OpenMode {
     pub(crate) fn exclusive(self) -> bool {
         self.0 & Self::EXCL != 0
     }
+
+    /// The same mode without `BLK_OPEN_EXCL`: what an exclusive opener of one partition
+    /// has on the whole disk (nothing exclusive).
+    pub(crate) fn shared(self) -> Self {
+        Self(self.0 & !Self::EXCL)
+    }
 }
 
 /// A block device (a disk or a partition) borrowed for the duration of a call.

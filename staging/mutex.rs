@@ -114,6 +114,7 @@ impl<T> KillableMutex<T> {
 /// # Invariants
 ///
 /// `lock.mutex` is held by the current task for as long as this value lives.
+#[must_use = "the lock is released when the guard is dropped"]
 pub(crate) struct KillableGuard<'a, T> {
     lock: &'a KillableMutex<T>,
     /// A mutex is released by the task that took it.

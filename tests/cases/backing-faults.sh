@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Faults in the backing store reach the requester as errors, never as silent success, and
-# the device keeps working:
-# - a full backing filesystem: writes fail (ENOSPC or EIO) instead of being acknowledged,
-#   and succeed again once space is freed; data written before is intact;
+# Faults in the backing store reach the requester as errors, and the device keeps working:
+# - a full backing filesystem: writes fail (ENOSPC or EIO), and succeed again once space is
+#   freed; data written before is intact (as C, a request the file takes only part of
+#   completes: the write that follows it fails);
 # - the backing file truncated while attached: reads past its new end fail with EIO (C's
 #   zero-fill and error), reads before it still work.
 # Buffered and with direct I/O.

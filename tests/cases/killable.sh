@@ -35,14 +35,23 @@ holder=$!
 dd if=/dev/urandom of="$b" bs=1M count=4 status=none
 fsfreeze -f "$mnt"
 
+# The waiter opens the device first (open takes lo_mutex too), then waits for a go.
+go=$(mktemp -u)
+python3 - "$b" "$go" <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.1)
+fcntl.ioctl(fd, 0x4C05, bytes(232))  # LOOP_GET_STATUS64: waits for lo_mutex
+PY
+getter=$!
+sleep 2
 # Holds lo_mutex while the write-back hangs on the frozen filesystem.
 $LOOPIOCTL "$b" set-status64 offset=4096 >/dev/null 2>&1 &
 setter=$!
 sleep 3
 kill -0 $setter 2>/dev/null || fail "SET_STATUS64 did not wait for the frozen filesystem"
-# Waits for lo_mutex.
-$LOOPIOCTL "$b" get-status64 >/dev/null 2>&1 &
-getter=$!
+touch "$go"
 sleep 2
 kill -0 $getter 2>/dev/null || fail "GET_STATUS64 did not wait for lo_mutex"
 kill -9 $getter
@@ -54,5 +63,6 @@ if kill -0 $getter 2>/dev/null; then
 	fail "a task waiting for lo_mutex survived SIGKILL for 5 s"
 fi
 fsfreeze -u "$mnt"
+rm -f "$go"
 wait $setter || fail "SET_STATUS64 failed after the thaw"
 assert_eq 4096 "$(sysfs_loop "$b" offset)" "offset after the thaw"
