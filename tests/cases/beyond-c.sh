@@ -79,3 +79,14 @@ umount "$mnt"
 $LOOPIOCTL "$dev" set-status64 offset=4096 >/dev/null || fail "offset change after umount"
 assert_eq 4096 "$(sysfs_loop "$dev" offset)" "offset after umount"
 detach "$dev"
+# A mounted partition protects the whole device, whichever node the call comes through.
+pimg=$(new_backing excl-parts.img 48M)
+printf 'label: dos\n,20M,83\n,20M,83\n' | sfdisk -q "$pimg"
+pdev=$(losetup -f --show -P "$pimg")
+settle
+mkfs.ext4 -q -F "${pdev}p2"
+mount "${pdev}p2" "$mnt"
+expect_errno EBUSY $LOOPIOCTL "${pdev}p1" set-status64 offset=4096
+expect_errno EBUSY $LOOPIOCTL "$pdev" set-status64 offset=4096
+umount "$mnt"
+detach "$pdev"
