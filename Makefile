@@ -45,9 +45,12 @@ run:
 check:
 	scripts/check
 
-# Only the long stress tests ("# stress"), on both drivers (make check runs them on rust_loop).
+# The stress tests, on both drivers where shared: the long ones ("# stress", which make check
+# runs on rust_loop only) and the time-driven ones ("# timed": the fuzzer's hunting mode and
+# the race scenarios), which run DURATION seconds each here (a minute or so in make check).
+DURATION ?= 600
 stress:
-	FULL_ORACLE=1 scripts/check $$(grep -l '^# stress' tests/cases/*.sh)
+	STRESS_DURATION=$(DURATION) FULL_ORACLE=1 scripts/check $$(grep -l -E '^# (stress|timed)' tests/cases/*.sh)
 
 RUST_SOURCES = $(wildcard *.rs staging/*.rs device/*.rs)
 RUSTFMT_CONFIG = $(shell bash -c '. scripts/lib.sh && echo "$$(ksrc_dir)/.rustfmt.toml"')

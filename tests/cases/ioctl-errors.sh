@@ -86,4 +86,15 @@ EPERM /dev/loop0 set-block-size 4096 --ro
 EPERM /dev/loop0 set-direct-io 0 --ro
 EPERM /dev/loop0 set-status64 flags=4 --ro
 END
+# A user without access to the nodes (root:disk 0660, as udev makes them for C loop) can
+# neither read the backing file through the device nor reach /dev/loop-control.
+nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all)
+for node in /dev/loop0 /dev/loop-control; do
+	out=$("${nobody[@]}" dd if="$node" of=/dev/null bs=512 count=1 2>&1) &&
+		fail "an unprivileged user read $node"
+	case $out in
+	*"failed to open"*"Permission denied"*) ;;
+	*) fail "unprivileged open of $node: expected EACCES, got: $out" ;;
+	esac
+done
 $L /dev/loop0 clr-fd >/dev/null

@@ -17,13 +17,23 @@ compared line by line. A device is opened for each call and closed after it (so 
 close of LOOP_CLR_FD and autoclear happen as they would in a script), and every device is
 detached at the end.
 
+Hunting mode: fuzz.py SEED 0 TRACE --procs N --seconds S [--devices K] forks N processes
+that run different seeds (SEED*1000+i) of the same calls at once on /dev/loop0..K-1 for S
+seconds. Nothing is compared (concurrent outcomes are not deterministic); what it hunts is
+splats, hangs and leaks, which the caller checks in the kernel log and kmemleak. A process
+still running 120 s after the deadline is reported with its kernel stack and its last calls
+(a hang) and makes the exit status 2. TRACE gets each process's last 200 calls. It prints
+the calls made, calls per second, and the outcomes by errno.
+
 Not generated, on purpose: write-only backing descriptors and changes that move a device
 under an exclusive opener (rust_loop refuses them where C 7.3 does not: intended
 differences, tested in beyond-c.sh).
 """
 
+import collections
 import ctypes
 import errno
+import json
 import fcntl
 import mmap
 import os
@@ -31,6 +41,7 @@ import random
 import socket
 import struct
 import sys
+import time
 
 from loopioctl import INFO, INFO64, LOOP
 
@@ -60,19 +71,20 @@ KEY_SIZES = [0, 0, 32, 33]
 
 
 class Fuzzer:
-    def __init__(self, seed, scratch, trace):
+    def __init__(self, seed, scratch, trace, tag="", devices=None):
         self.rng = random.Random(seed)
+        self.devices = devices or DEVICES
         self.scratch = scratch
         self.trace = trace
         self.files = {}
         for name, size in (("a", 1 << 20), ("b", 1 << 20), ("c", (3 << 20) + 511)):
-            path = os.path.join(scratch, f"fuzz-{name}.img")
+            path = os.path.join(scratch, f"fuzz{tag}-{name}.img")
             with open(path, "wb") as f:
                 f.truncate(size)
             self.files[name] = path
-        self.dir = os.path.join(scratch, "fuzz-dir")
+        self.dir = os.path.join(scratch, f"fuzz{tag}-dir")
         os.makedirs(self.dir, exist_ok=True)
-        self.fifo = os.path.join(scratch, "fuzz-fifo")
+        self.fifo = os.path.join(scratch, f"fuzz{tag}-fifo")
         if not os.path.exists(self.fifo):
             os.mkfifo(self.fifo)
 
@@ -108,7 +120,7 @@ class Fuzzer:
             return 1000, kind
         if kind == "self":
             return None, kind  # filled in by the caller: the device itself
-        dev = self.pick(DEVICES)
+        dev = self.pick(self.devices)
         try:
             return os.open(dev, os.O_RDWR), f"other:{dev}"
         except OSError as e:
@@ -175,7 +187,7 @@ class Fuzzer:
         return f"{len(buf)} crc={sum(buf) & 0xffffffff}"
 
     def step(self):
-        dev = self.pick(DEVICES)
+        dev = self.pick(self.devices)
         op = self.pick(["set-fd", "configure", "configure", "clr-fd", "set-status64",
                         "set-status", "get-status64", "get-status", "change-fd",
                         "set-capacity", "set-direct-io", "set-block-size", "ctl",
@@ -249,7 +261,7 @@ class Fuzzer:
             self.call(dev, f"rw write={write} sync={sync}", lambda fd: self.rw(fd, write, sync))
 
     def detach_all(self):
-        for dev in DEVICES:
+        for dev in self.devices:
             try:
                 fd = os.open(dev, os.O_RDWR)
             except OSError:
@@ -261,14 +273,125 @@ class Fuzzer:
             os.close(fd)
 
 
+class Ring:
+    """A trace that keeps the last LIMIT lines and counts the outcomes."""
+
+    def __init__(self, limit=200):
+        self.lines = collections.deque(maxlen=limit)
+        self.outcomes = collections.Counter()
+        self.partial = ""
+
+    def write(self, text):
+        self.partial += text
+        if self.partial.endswith("\n"):
+            line = self.partial.rstrip("\n")
+            self.partial = ""
+            self.lines.append(line)
+            out = line.rsplit("-> ", 1)[-1]
+            self.outcomes[out if out.startswith("E") else "ok"] += 1
+
+
+def hunt_child(seed, index, seconds, scratch, devices, wfd):
+    ring = Ring()
+    fz = Fuzzer(seed * 1000 + index, scratch, ring, tag=f"-p{index}", devices=devices)
+    deadline = time.monotonic() + seconds
+    calls = 0
+    last = os.path.join(scratch, f"fuzz-p{index}.last")
+    while time.monotonic() < deadline:
+        ring.write(f"{calls} ")
+        fz.step()
+        calls += 1
+        if calls % 64 == 0:
+            # Where the process was, should it hang (a crash of this process loses the ring).
+            with open(last, "w") as f:
+                f.write("\n".join(ring.lines) + "\n")
+    with open(last, "w") as f:
+        f.write("\n".join(ring.lines) + "\n")
+    os.write(wfd, json.dumps({"calls": calls, "outcomes": ring.outcomes}).encode())
+    os.close(wfd)
+
+
+def hunt(seed, procs, seconds, scratch, trace, ndev):
+    devices = [f"/dev/loop{i}" for i in range(ndev)]
+    children = {}
+    start = time.monotonic()
+    for i in range(procs):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            status = 0
+            try:
+                hunt_child(seed, i, seconds, scratch, devices, w)
+            except BaseException as e:  # noqa: BLE001 - reported, then the child exits
+                print(f"process {i}: {type(e).__name__}: {e}", file=sys.stderr)
+                status = 1
+            os._exit(status)
+        os.close(w)
+        children[pid] = (i, r)
+    total, outcomes, status, hung = 0, collections.Counter(), 0, []
+    grace = start + seconds + 120
+    pending = dict(children)
+    while pending and time.monotonic() < grace:
+        pid, st = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            time.sleep(0.5)
+            continue
+        i, r = pending.pop(pid)
+        data = b""
+        while chunk := os.read(r, 65536):
+            data += chunk
+        os.close(r)
+        if os.waitstatus_to_exitcode(st) != 0 or not data:
+            print(f"process {i} failed (status {st})")
+            status = 1
+            continue
+        res = json.loads(data)
+        total += res["calls"]
+        outcomes.update(res["outcomes"])
+    elapsed = time.monotonic() - start
+    for pid, (i, _) in pending.items():
+        hung.append(i)
+        try:
+            with open(f"/proc/{pid}/stack") as f:
+                stack = f.read()
+        except OSError as e:
+            stack = str(e)
+        print(f"HANG: process {i} (pid {pid}) still running {elapsed - seconds:.0f} s after"
+              f" the deadline; kernel stack:\n{stack}")
+        status = 2
+    with open(trace, "w") as t:
+        for i in range(procs):
+            try:
+                with open(os.path.join(scratch, f"fuzz-p{i}.last")) as f:
+                    t.write(f"--- process {i}{' (hung)' if i in hung else ''}\n" + f.read())
+            except OSError:
+                pass
+    if hung:
+        with open(trace) as t:
+            print(t.read()[-4000:])
+    else:
+        Fuzzer(seed, scratch, Ring(), devices=devices).detach_all()
+    rate = total / elapsed if elapsed else 0
+    top = ", ".join(f"{k} {v}" for k, v in outcomes.most_common(8))
+    print(f"{procs} processes, {total} calls in {elapsed:.0f} s: {rate:.1f} calls/s; "
+          f"outcomes: {top}")
+    return status
+
+
 def main():
     argv = sys.argv[1:]
-    scratch = "/tmp"
-    if "--scratch" in argv:
-        i = argv.index("--scratch")
-        scratch = argv[i + 1]
-        del argv[i:i + 2]
+    opts = {"--scratch": "/tmp", "--procs": "0", "--seconds": "60", "--devices": "8"}
+    for name in list(opts):
+        if name in argv:
+            i = argv.index(name)
+            opts[name] = argv[i + 1]
+            del argv[i:i + 2]
+    scratch = opts["--scratch"]
     seed, ops, trace = int(argv[0]), int(argv[1]), argv[2]
+    if int(opts["--procs"]) > 0:
+        return hunt(seed, int(opts["--procs"]), float(opts["--seconds"]), scratch, trace,
+                    int(opts["--devices"]))
     with open(trace, "w") as t:
         fz = Fuzzer(seed, scratch, t)
         for i in range(ops):
