@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
+# timed
 # The differential fuzzer (tests/tools/fuzz.py): fixed seeds of random LOOP_*, LOOP_CTL_*
 # and block ioctls with boundary arguments, and I/O, on four devices. The C oracle runs
 # first and leaves its traces in $RESULTS; the rust_loop run must produce the same lines
 # (results, errnos, GET_STATUS fields). Any difference is printed and fails the test (a
-# finding: ours, or C's, decided against loop.c). FUZZ_OPS and FUZZ_SEEDS change the amount.
+# finding: ours, or C's, decided against loop.c). FUZZ_OPS and FUZZ_SEEDS change the amount;
+# with STRESS_DURATION (make stress), seeds 1..N run, N chosen for about that many seconds
+# per driver (a seed of 300 calls takes about 16 s on the debug kernel).
 . "$(dirname "$0")/../lib.sh"
 
 OPS=${FUZZ_OPS:-300}
 SEEDS=${FUZZ_SEEDS:-"1 2 3"}
+if [ -n "${STRESS_DURATION:-}" ] && [ -z "${FUZZ_SEEDS:-}" ]; then
+	SEEDS=$(seq 1 $((STRESS_DURATION / 16 > 3 ? STRESS_DURATION / 16 : 3)))
+fi
 load_driver
 udev_paused=0
 cleanup() {
@@ -36,4 +42,6 @@ for seed in $SEEDS; do
 		echo "seed $seed: $OPS calls"
 	fi
 done
+n=$(echo "$SEEDS" | wc -w)
+echo "$n seeds, $((n * OPS)) calls"
 [ "$status" = 0 ] || fail "rust_loop and C loop differ (see above)"
