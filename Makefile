@@ -9,11 +9,12 @@
 #   make stress          the stress tests on both drivers
 #   make bench / profile the benchmark (Documentation/benchmark.md) / a perf profile of a job
 #   make fmt             rustfmt the sources with the kernel's .rustfmt.toml
+#   make docs-check      parse Documentation/**/*.rst with docutils, warnings are errors
 
 KERNEL_FLAVOUR ?= debug
 LLVM ?= -19
 
-.PHONY: all modules clean setup kernel run check stress bench profile fmt fmt-check
+.PHONY: all modules clean setup kernel run check stress bench profile fmt fmt-check docs-check
 
 all: modules
 
@@ -60,6 +61,10 @@ fmt:
 
 fmt-check:
 	rustfmt --check --edition 2021 --config-path $(RUSTFMT_CONFIG) $(RUST_SOURCES)
+
+# The rst documentation parses without warnings (a gate of make check).
+docs-check:
+	scripts/docs-check
 
 # rust_loop vs C loop vs the raw backing store, one boot of the release kernel.
 bench:

@@ -5,7 +5,7 @@
 report.py RAW_DIR OUT.json OUT.png --kernel K --accel A [--date D]
 
 RAW_DIR holds STORE.JOB.CONTENDER.REP.json (fio JSON) and COST.DRIVER.REP.txt (seconds).
-Writes the JSON report (schema in Documentation/benchmark.md), a PNG plot, and prints a
+Writes the JSON report (schema in Documentation/benchmark-schema.rst), a PNG plot, and prints a
 markdown table.
 """
 

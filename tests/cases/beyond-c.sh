@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # drivers: rust
-# Bugs C loop 7.3 has and rust_loop fixes (intended differences, Documentation/design.md):
+# Bugs C loop 7.3 has and rust_loop fixes (intended differences: the compatibility table of
+# Documentation/admin-guide/rust_loop.rst):
 # - a backing fd not opened for reading is refused (EBADF): through the device its data
 #   would be readable;
 # - a loop device cannot back itself through one of its partitions, directly or through
