@@ -111,6 +111,25 @@ impl DioAlignment {
         }
     }
 
+    /// `dio=auto` at attach (not in C loop): the logical block size to give a device whose
+    /// block size was asked as `block_size` (0: the default) at `offset`, if direct I/O can
+    /// be used with it, or why not. The block size is the one the device gets without
+    /// direct I/O, so that the mode never changes the device's geometry (a 4K-sector
+    /// backing store under a 512-byte device stays buffered, rather than showing 4096-byte
+    /// blocks to a partition table or filesystem made for 512).
+    pub(crate) fn auto_dio_block_size(
+        self,
+        block_size: u32,
+        offset: u64,
+    ) -> Result<u32, DioRefusal> {
+        let lbs = if block_size == 0 {
+            self.default_block_size(false)
+        } else {
+            block_size
+        };
+        self.check(lbs, offset).map(|()| lbs)
+    }
+
     /// The DMA alignment mask (`loop_set_dma_limit`): with direct I/O the user's pages go
     /// to the backing file as they are, so its alignment applies.
     pub(crate) fn dma_alignment(self, dio: bool) -> u32 {
@@ -482,6 +501,36 @@ mod tests {
         assert_eq!(dio(4096).default_block_size(true), 4096);
         assert_eq!(dio(4096).default_block_size(false), 512);
         assert_eq!(DioAlignment::UNBOUND.default_block_size(true), 512);
+    }
+
+    #[test]
+    fn auto_dio_keeps_the_default_block_size() {
+        assert_eq!(dio(512).auto_dio_block_size(0, 0), Ok(512));
+        assert_eq!(dio(512).auto_dio_block_size(4096, 1 << 20), Ok(4096));
+        // 4K-sector backing store: never 4096-byte blocks unless asked for.
+        assert_eq!(
+            dio(4096).auto_dio_block_size(0, 0),
+            Err(DioRefusal::BlockSize {
+                block_size: 512,
+                align: 4096
+            })
+        );
+        assert_eq!(dio(4096).auto_dio_block_size(4096, 0), Ok(4096));
+    }
+
+    #[test]
+    fn auto_dio_refused_by_offset_or_file() {
+        assert_eq!(
+            dio(512).auto_dio_block_size(0, 100),
+            Err(DioRefusal::Offset {
+                offset: 100,
+                align: 512
+            })
+        );
+        assert_eq!(
+            DioAlignment::UNBOUND.auto_dio_block_size(0, 0),
+            Err(DioRefusal::NoOdirect)
+        );
     }
 
     #[test]

@@ -60,7 +60,10 @@ module! {
 #[allow(unsafe_code)]
 mod params {
     use crate::staging::{
-        params::int_param,
+        params::{
+            choice_param,
+            int_param, //
+        },
         sys, //
     };
 
@@ -83,6 +86,18 @@ mod params {
         min 1,
         "Queue depth for each hardware queue. Default: 128"
     );
+    choice_param!(
+        dio,
+        DIO = ["off", "auto"],
+        default DIO_OFF,
+        "Direct I/O at attach: off (as C loop) or auto (on where the backing file allows it \
+         without changing the block size, else buffered with the reason in loop/dio_reason). \
+         Default: off"
+    );
+    /// `dio=off`: direct I/O only when asked for (C loop).
+    pub(crate) const DIO_OFF: usize = 0;
+    /// `dio=auto`: direct I/O at every attach that passes the ahead-of-time rules.
+    pub(crate) const DIO_AUTO: usize = 1;
 }
 
 global_lock! {

@@ -173,6 +173,27 @@ impl LoopDevice {
         }
     }
 
+    /// `dio=auto` (not in C loop): turns direct I/O on at attach if the backing file allows
+    /// it without changing the device's block size, or records and logs why not. Returns
+    /// the block size to set (`block_size` as asked, 0 for the default).
+    fn auto_dio(&self, cfg: &mut Config, block_size: u32) -> u32 {
+        if crate::params::DIO.get() != crate::params::DIO_AUTO
+            || cfg.flags.contains(LoFlag::DirectIo)
+        {
+            return block_size;
+        }
+        match cfg.dio_align.auto_dio_block_size(block_size, cfg.offset) {
+            Ok(lbs) => {
+                cfg.flags |= LoFlag::DirectIo;
+                lbs
+            }
+            Err(why) => {
+                self.refuse_dio(cfg, why);
+                block_size
+            }
+        }
+    }
+
     /// Records and logs (at most every 5 seconds per device) why direct I/O is not used. C
     /// loop drops it silently.
     fn refuse_dio(&self, cfg: &mut Config, why: DioRefusal) {
@@ -374,9 +395,10 @@ impl LoopDevice {
         disk.force_media_change();
         disk.set_read_only(cfg.flags.contains(LoFlag::ReadOnly));
         self.assign_backing_file(&mut cfg, file.clone());
+        let block_size = self.auto_dio(&mut cfg, config.block_size);
 
         let mut lim = disk.queue().start_limits_update();
-        Self::update_limits(&cfg, &file, &mut lim, config.block_size);
+        Self::update_limits(&cfg, &file, &mut lim, block_size);
         // No need to freeze the queue: the device is not bound yet.
         if let Err(e) = lim.commit() {
             // Undo the assignment (C leaves it behind).

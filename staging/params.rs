@@ -1,20 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `int` module parameters that sysfs shows, as C's `module_param_cb(..., 0444)`.
+//! `int` and named-choice module parameters that sysfs shows, as C's
+//! `module_param_cb(..., 0444)`.
 //!
 //! Stands in for `module!`'s `params`, which in 7.3 registers parameters with permission 0
 //! (so they are missing from `/sys/module/*/parameters/`), cannot tell whether the user gave
 //! a value, and cannot refuse values below a minimum at load. A parameter here is a
 //! `struct kernel_param` in the `__param` section, which the module loader parses and
 //! exposes, plus `parm`/`parmtype` strings in `.modinfo` for modinfo(8); declare one with
-//! [`int_param!`].
+//! [`int_param!`] or [`choice_param!`].
 //!
 //! C header: [`include/linux/moduleparam.h`](srctree/include/linux/moduleparam.h).
 
-use core::sync::atomic::{
-    AtomicBool,
-    AtomicI32,
-    Ordering::Relaxed, //
+use core::{
+    ffi::CStr,
+    sync::atomic::{
+        AtomicBool,
+        AtomicI32,
+        AtomicUsize,
+        Ordering::Relaxed, //
+    },
 };
 use kernel::{
     bindings,
@@ -22,6 +27,7 @@ use kernel::{
         c_char,
         c_int, //
     },
+    str::CStrExt,
 };
 
 /// The value of an `int` module parameter, at least `min`.
@@ -108,34 +114,142 @@ impl IntParam {
     }
 }
 
+/// A module parameter whose value is one of a fixed list of names (`dio=off|auto`), shown by
+/// name in sysfs. C drivers write such parameters with their own `kernel_param_ops`.
+///
+/// # Invariants
+///
+/// `index` is below `names.len()`.
+pub(crate) struct ChoiceParam {
+    index: AtomicUsize,
+    names: &'static [&'static str],
+}
+
+impl ChoiceParam {
+    /// A parameter taking one of `names`, `names[default]` unless the user chose another.
+    pub(crate) const fn new(names: &'static [&'static str], default: usize) -> Self {
+        assert!(default < names.len());
+        // INVARIANT: Checked above.
+        Self {
+            index: AtomicUsize::new(default),
+            names,
+        }
+    }
+
+    /// The index in `names` of the value.
+    pub(crate) fn get(&self) -> usize {
+        self.index.load(Relaxed)
+    }
+
+    /// The `kernel_param_ops` of every [`ChoiceParam`]: a name in, a name out.
+    const OPS: bindings::kernel_param_ops = bindings::kernel_param_ops {
+        flags: 0,
+        set: Some(Self::set_callback),
+        get: Some(Self::get_callback),
+        free: None,
+    };
+
+    /// # Safety
+    ///
+    /// Called by the module loader's parser at load, or for a root write to the parameter's
+    /// sysfs file, with a descriptor made by [`KernelParam::choice`] (so its `arg` is a
+    /// `ChoiceParam`) and a NUL-terminated value or null.
+    unsafe extern "C" fn set_callback(
+        val: *const c_char,
+        kp: *const bindings::kernel_param,
+    ) -> c_int {
+        if val.is_null() {
+            return -(bindings::EINVAL as c_int);
+        }
+        // SAFETY: `val` is the NUL-terminated value the parser passes, valid for the call.
+        let value = unsafe { CStr::from_char_ptr(val) }.to_bytes();
+        // A sysfs write ends with a newline (as `sysfs_streq` allows).
+        let value = value.strip_suffix(b"\n").unwrap_or(value);
+        // SAFETY: `kp` is a descriptor made by `KernelParam::choice`, valid for reads, whose
+        // `arg` points at a static `ChoiceParam`.
+        let param = unsafe { &*(*kp).__bindgen_anon_1.arg.cast::<ChoiceParam>() };
+        match param.names.iter().position(|name| name.as_bytes() == value) {
+            Some(index) => {
+                // INVARIANT: `index` is a position in `names`.
+                param.index.store(index, Relaxed);
+                0
+            }
+            None => -(bindings::EINVAL as c_int),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by sysfs (`param_attr_show`) with a page-sized buffer and a descriptor made by
+    /// [`KernelParam::choice`].
+    unsafe extern "C" fn get_callback(
+        buffer: *mut c_char,
+        kp: *const bindings::kernel_param,
+    ) -> c_int {
+        // SAFETY: As in `set_callback`.
+        let param = unsafe { &*(*kp).__bindgen_anon_1.arg.cast::<ChoiceParam>() };
+        // By the type invariant the index is in bounds; the name is cut to leave room for
+        // the newline in the page.
+        let name = param
+            .names
+            .get(param.get())
+            .map_or(&b""[..], |n| n.as_bytes());
+        let len = name.len().min(crate::staging::sys::PAGE_SIZE as usize - 1);
+        // SAFETY: `buffer` is valid for writes of a page (sysfs's buffer); `len + 1` bytes
+        // fit, and `name` does not overlap it (it is static data).
+        unsafe {
+            core::ptr::copy_nonoverlapping(name.as_ptr(), buffer.cast::<u8>(), len);
+            *buffer.add(len) = b'\n' as c_char;
+        }
+        // `len + 1` is at most a page: it fits a `c_int`.
+        (len + 1) as c_int
+    }
+}
+
 /// A `struct kernel_param` for the `__param` section.
 ///
 /// # Invariants
 ///
-/// `name` is a static NUL-terminated string, `ops` are [`IntParam`]'s and `arg` points at a
-/// static [`IntParam`].
+/// `name` is a static NUL-terminated string, and `arg` points at a static parameter of the
+/// type whose ops `ops` are: an [`IntParam`] with `IntParam::OPS`, or a [`ChoiceParam`] with
+/// `ChoiceParam::OPS`.
 #[repr(transparent)]
 pub(crate) struct KernelParam(bindings::kernel_param);
 
 // SAFETY: Only the module loader and the sysfs code read the descriptor, and nothing writes it
-// (it points at `'static` data: its name, the ops and an `IntParam`).
+// (it points at `'static` data: its name, the ops and the parameter).
 unsafe impl Sync for KernelParam {}
 
 impl KernelParam {
     /// The descriptor of `param`, named by the NUL-terminated `name` (checked at compile
     /// time, as descriptors are `static`), readable by everyone.
     pub(crate) const fn new(name: &'static [u8], param: &'static IntParam) -> Self {
+        // INVARIANT: `IntParam::OPS` with an `IntParam`.
+        Self::with_ops(name, &IntParam::OPS, core::ptr::from_ref(param).cast())
+    }
+
+    /// The descriptor of a [`ChoiceParam`], as [`KernelParam::new`].
+    pub(crate) const fn choice(name: &'static [u8], param: &'static ChoiceParam) -> Self {
+        // INVARIANT: `ChoiceParam::OPS` with a `ChoiceParam`.
+        Self::with_ops(name, &ChoiceParam::OPS, core::ptr::from_ref(param).cast())
+    }
+
+    const fn with_ops(
+        name: &'static [u8],
+        ops: &'static bindings::kernel_param_ops,
+        arg: *const core::ffi::c_void,
+    ) -> Self {
         assert!(!name.is_empty() && name[name.len() - 1] == 0);
-        // INVARIANT: Checked above; the rest is set here.
+        // INVARIANT: The name is checked above; the callers pair `ops` and `arg`.
         Self(bindings::kernel_param {
             name: name.as_ptr().cast(),
             mod_: (&raw const bindings::__this_module).cast_mut(),
-            ops: &IntParam::OPS,
+            ops,
             perm: 0o444,
             level: -1,
             flags: 0,
             __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {
-                arg: core::ptr::from_ref(param).cast_mut().cast(),
+                arg: arg.cast_mut(),
             },
         })
     }
@@ -191,3 +305,31 @@ macro_rules! int_param {
     };
 }
 pub(crate) use int_param;
+
+/// `module_param_cb(NAME, &choice_ops, &STORAGE, 0444)` with `MODULE_PARM_DESC(NAME, DESC)`:
+/// declares `static STORAGE: ChoiceParam` taking one of `NAMES`, `NAMES[DEFAULT]` by default.
+/// Invoke it from the crate root, as [`int_param!`].
+macro_rules! choice_param {
+    ($name:ident, $storage:ident = [$($choice:literal),+ $(,)?], default $default:expr,
+     $desc:literal) => {
+        #[doc = $desc]
+        pub(crate) static $storage: $crate::staging::params::ChoiceParam =
+            $crate::staging::params::ChoiceParam::new(&[$($choice),+], $default);
+
+        const _: () = {
+            #[link_section = "__param"]
+            #[used(compiler)]
+            static PARAM: $crate::staging::params::KernelParam =
+                $crate::staging::params::KernelParam::choice(
+                    concat!(stringify!($name), "\0").as_bytes(),
+                    &$storage,
+                );
+
+            const PARM: &str = concat!("parm=", stringify!($name), ":", $desc, "\0");
+            #[link_section = ".modinfo"]
+            #[used(compiler)]
+            static PARM_INFO: [u8; PARM.len()] = $crate::staging::params::modinfo(PARM);
+        };
+    };
+}
+pub(crate) use choice_param;
