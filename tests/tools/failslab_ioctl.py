@@ -408,7 +408,7 @@ def main(argv):
     try:
         for name, case in CASES:
             runs = injected = ok = 0
-            errs = {}
+            errs, where = {}, []
             for n in points:
                 try:
                     err, hit = case(lo, n)
@@ -420,6 +420,7 @@ def main(argv):
                 if err:
                     e = errno.errorcode.get(err, str(err))
                     errs[e] = errs.get(e, 0) + 1
+                    where.append(n)
                 else:
                     ok += 1
                 if not hit:
@@ -429,6 +430,8 @@ def main(argv):
             total_fail += failed
             total_ok += ok
             detail = ", ".join(f"{k} {v}" for k, v in sorted(errs.items()))
+            if where:
+                detail += f" at fault points {','.join(map(str, where))}"
             print(f"  {name}: {runs} runs, {injected} with a fault injected, {failed} failed"
                   f"{' (' + detail + ')' if detail else ''}, {ok} succeeded"
                   f"{'' if runs == injected else f', needs fewer than {n} fault points'}")
