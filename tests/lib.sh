@@ -55,6 +55,12 @@ settle() {
 	return 1
 }
 
+# stress_count FULL QUICK: FULL under make stress (STRESS_DURATION set) or FULL_ORACLE=1,
+# QUICK in make check, for the long '# stress' tests' cycle counts.
+stress_count() {
+	if [ -n "${STRESS_DURATION:-}" ] || [ "${FULL_ORACLE:-0}" = 1 ]; then echo "$1"; else echo "$2"; fi
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# stress
 # Injected faults reach the requester as errors, never as silent success; no acknowledged
 # data is lost; no configuration is half-applied. Buffered and with direct I/O:
 # 1. EIO from the backing device (a dm device over a brd disk, used directly as the backing

@@ -111,6 +111,8 @@ def config(secs, dev, backing, size_a, size_b, limit, rodev, img1, img2):
         counts.run("set-status64", sizelimit, limit if odd else 0)
         counts.run("change-fd", change_fd, img1 if odd else img2)
         i += 1
+        # Each change freezes the queue: leave fio room to run between rounds.
+        time.sleep(0.3)
     # Back to the whole file: the device's size must follow.
     sizelimit(0)
     resize(size_b)
