@@ -26,7 +26,7 @@ LLVM ?= $(shell sed -n 's/^CONFIG_CLANG_VERSION=\([1-9][0-9]*\)[0-9]\{4\}$$/-\1/
 endif
 
 .PHONY: all modules clean setup kernel run check stress bench bench-plot profile fmt fmt-check \
-	install uninstall dkms-install dkms-uninstall install-test
+	install uninstall dkms-build dkms-install dkms-uninstall install-test
 
 all: modules
 
@@ -68,6 +68,11 @@ uninstall:
 	@[ -n "$(KRELEASE)" ] || { echo "rust_loop: no kernel release in $(INSTALL_KDIR); pass KDIR=" >&2; exit 1; }
 	rm -f $(INSTALL_MOD_PATH)/lib/modules/$(KRELEASE)/extra/rust_loop.ko* $(MODPROBE_CONF)
 	$(DEPMOD)
+
+# What dkms.conf's MAKE runs: a build to install, so loop must not be built in.
+dkms-build:
+	@LLVM=$(LLVM) scripts/check-kdir --install $(KDIR)
+	$(MAKE) modules
 
 dkms-install:
 	rm -rf $(DKMS_SRC)
