@@ -54,13 +54,13 @@ DEPMOD = depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) -a $(KRELEASE)
 PKGVER = $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' $(CURDIR)/dkms.conf)
 DKMS_SRC = /usr/src/rust_loop-$(PKGVER)
 # What DKMS builds from (copied to DKMS_SRC).
-DKMS_FILES = dkms.conf Kbuild Makefile $(wildcard *.rs *.c *.h) staging device scripts/check-kdir \
-	packaging
+DKMS_FILES = dkms.conf Kbuild Makefile $(filter-out %.mod.c,$(wildcard *.rs *.c *.h)) staging device \
+	packaging scripts/check-kdir
 
 install:
 	@LLVM=$(LLVM) scripts/check-kdir --install $(INSTALL_KDIR)
 	$(MAKE) KDIR=$(INSTALL_KDIR) modules
-	$(MAKE) -C $(INSTALL_KDIR) M=$(CURDIR) INSTALL_MOD_DIR=extra modules_install
+	$(MAKE) -C $(INSTALL_KDIR) M=$(CURDIR) LLVM=$(LLVM) INSTALL_MOD_DIR=extra modules_install
 	install -D -m 644 packaging/modprobe.d/rust_loop.conf $(MODPROBE_CONF)
 	$(DEPMOD)
 
@@ -75,6 +75,7 @@ dkms-build:
 	$(MAKE) modules
 
 dkms-install:
+	-dkms remove rust_loop/$(PKGVER) --all >/dev/null 2>&1
 	rm -rf $(DKMS_SRC)
 	mkdir -p $(DKMS_SRC)/scripts
 	cp -r $(filter-out scripts/%,$(DKMS_FILES)) $(DKMS_SRC)/
@@ -88,7 +89,7 @@ dkms-uninstall:
 	-dkms remove rust_loop/$(PKGVER) --all
 	rm -rf $(DKMS_SRC) /etc/modprobe.d/rust_loop.conf
 
-# Host-side tests of the above against the cached test kernel's build tree (a few minutes).
+# Host-side tests of the above against the cached test kernel's build tree (under a minute).
 install-test:
 	scripts/install-test
 
