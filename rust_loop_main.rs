@@ -53,6 +53,10 @@ module! {
     authors: ["rust_loop developers"],
     description: "Loopback block device driver in Rust",
     license: "GPL",
+    // As C loop (MODULE_ALIAS_BLOCKDEV_MAJOR, MODULE_ALIAS_MISCDEV, devname): opening a loop
+    // node or /dev/loop-control autoloads the driver. With the C loop.ko installed too, both
+    // match: packaging/modprobe.d/rust_loop.conf blacklists loop's aliases.
+    alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
 }
 
 /// The module parameters (`/sys/module/rust_loop/parameters/`). `int_param!` declares

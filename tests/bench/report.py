@@ -3,10 +3,12 @@
 """Builds the `make bench` report from the guest's raw results.
 
 report.py RAW_DIR OUT.json OUT.png --kernel K --accel A [--date D]
+report.py --from-json REPORT.json OUT.png
 
 RAW_DIR holds STORE.JOB.CONTENDER.REP.json (fio JSON) and COST.DRIVER.REP.txt (seconds).
 Writes the JSON report (schema in Documentation/benchmark-schema.rst), a PNG plot, and prints a
-markdown table.
+markdown table. With --from-json, the plot and the table again from a report (`make
+bench-plot`). No matplotlib is an error: scripts/setup installs it.
 """
 
 import argparse
@@ -62,16 +64,7 @@ def median_of(runs, key):
     return statistics.median(vals) if vals else None
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("raw")
-    ap.add_argument("out_json")
-    ap.add_argument("out_png")
-    ap.add_argument("--kernel", default="")
-    ap.add_argument("--accel", default="")
-    ap.add_argument("--date", default=None, help="of the run (default: now), ISO 8601")
-    a = ap.parse_args()
-
+def build_report(a):
     runs = {}
     for p in glob.glob(os.path.join(a.raw, "*.json")):
         store, job, who, _rep, _ = os.path.basename(p).split(".")
@@ -119,8 +112,14 @@ def main():
     }
     with open(a.out_json, "w") as f:
         json.dump(report, f, indent=1)
+    return report
 
-    print(f"rust_loop benchmark, kernel {a.kernel}, accelerator {a.accel}, {report['date']}\n")
+
+
+def print_table(report):
+    jobs, cost_summary = report["jobs"], report["setup_seconds"]
+    print(f"rust_loop benchmark, kernel {report['kernel']}, accelerator "
+          f"{report['accelerator']}, {report['date']}\n")
     print("| store | job | raw IOPS | C buf | rust buf | rust/C buf | C dio | rust dio | "
           "rust/C dio | rust dio/raw | p99 µs C/rust dio | CPU µs/IO C/rust buf | "
           "CPU µs/IO C/rust dio |")
@@ -152,13 +151,17 @@ def main():
             print(f"| {cost} | {m.get('c', 0):.3f} | {m.get('rust', 0):.3f} | "
                   f"{m.get('rust_vs_c', 0):.2f} |")
 
+
+
+def plot(report, out_png):
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("\n(matplotlib missing: no plot)")
-        return
+        raise SystemExit("error: no matplotlib for the plot: run scripts/setup (it installs "
+                         "matplotlib in the project venv) and make bench-plot")
+    jobs = report["jobs"]
     labels = [f"{e['store']}\n{e['job']}" for e in jobs]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, len(jobs) * 1.6), 9))
     width = 0.16
@@ -174,7 +177,7 @@ def main():
     ax1.set_xticks(range(len(jobs)))
     ax1.set_xticklabels(labels, fontsize=7)
     ax1.legend(fontsize=8)
-    ax1.set_title(f"rust_loop vs C loop vs raw ({a.accel}, {a.kernel})")
+    ax1.set_title(f"rust_loop vs C loop vs raw ({report['accelerator']}, {report['kernel']})")
     for i, mode in enumerate(("buffered", "dio")):
         vals = [e["rust_vs_c"][mode] or 0 for e in jobs]
         ax2.bar([x + (i - 0.5) * 0.35 for x in range(len(jobs))], vals, 0.35,
@@ -185,7 +188,30 @@ def main():
     ax2.set_xticklabels(labels, fontsize=7)
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(a.out_png, dpi=110)
+    fig.savefig(out_png, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("files", nargs="+", help="RAW_DIR OUT.json OUT.png, or OUT.png with --from-json")
+    ap.add_argument("--from-json", metavar="REPORT.json", help="plot and tabulate this report")
+    ap.add_argument("--kernel", default="")
+    ap.add_argument("--accel", default="")
+    ap.add_argument("--date", default=None, help="of the run (default: now), ISO 8601")
+    a = ap.parse_args()
+    if a.from_json:
+        if len(a.files) != 1:
+            ap.error("--from-json takes one file: OUT.png")
+        with open(a.from_json) as f:
+            report = json.load(f)
+        out_png = a.files[0]
+    else:
+        if len(a.files) != 3:
+            ap.error("expected RAW_DIR OUT.json OUT.png")
+        a.raw, a.out_json, out_png = a.files
+        report = build_report(a)
+    print_table(report)
+    plot(report, out_png)
 
 
 if __name__ == "__main__":
