@@ -7,36 +7,39 @@
 # compared with C (concurrent outcomes are not deterministic): the run fails on a splat
 # (the harness scans the kernel log: WARNING, BUG, KASAN, lockdep), on a hang (a process
 # still running 120 s after the deadline, or the hung-task detector, armed at 60 s), and
-# unless every device then detaches and the module unloads. Leaks are caught by the
-# harness's final kmemleak scan. Prints the calls made and calls per second.
+# unless every device then detaches and the module unloads. udev runs meanwhile. Leaks are
+# caught by the harness's final kmemleak scan. Prints the calls made and calls per second.
 . "$(dirname "$0")/../lib.sh"
 
 SECS=${STRESS_DURATION:-60}
 PROCS=${FUZZ_PROCS:-4}
 hung=/proc/sys/kernel/hung_task_timeout_secs
 old_hung=$(cat "$hung" 2>/dev/null || echo "")
-udev_paused=0
+old_modprobe=$(cat /proc/sys/kernel/modprobe 2>/dev/null || echo "")
 load_driver
 cleanup() {
-	[ "$udev_paused" = 1 ] && udevadm control --start-exec-queue
 	[ -n "$old_hung" ] && echo "$old_hung" >"$hung"
 	unload_driver >/dev/null 2>&1 || true
+	settle || true
+	[ -n "$old_modprobe" ] && echo "$old_modprobe" >/proc/sys/kernel/modprobe
 }
 trap cleanup EXIT
 settle
 [ -n "$old_hung" ] && echo 60 >"$hung"
-# udev's workers would hold devices open at random; the fuzzer wants every close to matter.
-udevadm control --stop-exec-queue 2>/dev/null && udev_paused=1
+# udev runs meanwhile (its probes race with the fuzzer, as on a real system). An open of a
+# node of a removed device would load C loop on demand: no module autoloading until the end.
+[ -n "$old_modprobe" ] && echo >/proc/sys/kernel/modprobe
 trace="${RESULTS:-/tmp}/fuzz-hunt-$DRIVER.trace"
 status=0
 python3 "$TESTS_DIR/tools/fuzz.py" 7 0 "$trace" --scratch "$SCRATCH" --procs "$PROCS" \
 	--seconds "$SECS" || status=$?
 [ "$status" = 2 ] && fail "a fuzzer process hung (stack and last calls above; $trace)"
 [ "$status" = 0 ] || fail "the fuzzer failed (status $status)"
-udevadm control --start-exec-queue && udev_paused=0
+settle
 losetup -D
 settle
 left=$(losetup -a)
 [ -z "$left" ] || fail "devices still bound after the run: $left"
 rmmod "$(driver_module)" || fail "the module does not unload after the run"
+settle
 echo "every device detached, module unloaded"
