@@ -92,16 +92,12 @@ mod params {
     );
     choice_param!(
         dio,
-        DIO = ["off", "auto"],
+        DIO = [0 => DIO_OFF = "off", 1 => DIO_AUTO = "auto"],
         default DIO_OFF,
         "Direct I/O at attach: off (as C loop) or auto (on where the backing file allows it \
          without changing the block size, else buffered with the reason in loop/dio_reason). \
          Default: off"
     );
-    /// `dio=off`: direct I/O only when asked for (C loop).
-    pub(crate) const DIO_OFF: usize = 0;
-    /// `dio=auto`: direct I/O at every attach that passes the ahead-of-time rules.
-    pub(crate) const DIO_AUTO: usize = 1;
 }
 
 global_lock! {

@@ -174,23 +174,21 @@ impl LoopDevice {
     }
 
     /// `dio=auto` (not in C loop): turns direct I/O on at attach if the backing file allows
-    /// it without changing the device's block size, or records and logs why not. Returns
-    /// the block size to set (`block_size` as asked, 0 for the default).
-    fn auto_dio(&self, cfg: &mut Config, block_size: u32) -> u32 {
+    /// it without changing the device's block size. Returns the block size to set
+    /// (`block_size` as asked, 0 for the default) and, if auto was refused, why, for the
+    /// caller to record once the attach has succeeded.
+    fn auto_dio(cfg: &mut Config, block_size: u32) -> (u32, Option<DioRefusal>) {
         if crate::params::DIO.get() != crate::params::DIO_AUTO
             || cfg.flags.contains(LoFlag::DirectIo)
         {
-            return block_size;
+            return (block_size, None);
         }
         match cfg.dio_align.auto_dio_block_size(block_size, cfg.offset) {
             Ok(lbs) => {
                 cfg.flags |= LoFlag::DirectIo;
-                lbs
+                (lbs, None)
             }
-            Err(why) => {
-                self.refuse_dio(cfg, why);
-                block_size
-            }
+            Err(why) => (block_size, Some(why)),
         }
     }
 
@@ -395,7 +393,7 @@ impl LoopDevice {
         disk.force_media_change();
         disk.set_read_only(cfg.flags.contains(LoFlag::ReadOnly));
         self.assign_backing_file(&mut cfg, file.clone());
-        let block_size = self.auto_dio(&mut cfg, config.block_size);
+        let (block_size, auto_refused) = Self::auto_dio(&mut cfg, config.block_size);
 
         let mut lim = disk.queue().start_limits_update();
         Self::update_limits(&cfg, &file, &mut lim, block_size);
@@ -415,6 +413,9 @@ impl LoopDevice {
         // We might switch to direct I/O: write back dirty data now.
         let _ = file.fsync();
         self.update_dio(&mut cfg, disk.queue().logical_block_size());
+        if let Some(why) = auto_refused {
+            self.refuse_dio(&mut cfg, why);
+        }
         cfg.sysfs_inited = disk.add_group(&super::sysfs::LOOP_GROUP).is_ok();
         Self::set_size(disk, Self::calculate_size(&cfg, &file));
 

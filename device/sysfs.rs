@@ -111,7 +111,8 @@ impl AttrShow<LoopDevice> for DioAttr {
     }
 }
 
-/// `dio_reason` (not in C loop): why direct I/O was asked for and not used, or `none`.
+/// `dio_reason` (not in C loop): why direct I/O, asked for or wanted by `dio=auto`, is not
+/// used, or `none`.
 /// Taking `lo_mutex` here is safe: the group is never removed with `lo_mutex` held; it is
 /// taken killably, so a reader stuck behind a hung configuration change can be killed.
 struct DioReasonAttr;

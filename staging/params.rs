@@ -127,8 +127,14 @@ pub(crate) struct ChoiceParam {
 
 impl ChoiceParam {
     /// A parameter taking one of `names`, `names[default]` unless the user chose another.
+    /// Every name is 1 to 32 bytes (checked at compile time, as parameters are `static`).
     pub(crate) const fn new(names: &'static [&'static str], default: usize) -> Self {
         assert!(default < names.len());
+        let mut i = 0;
+        while i < names.len() {
+            assert!(!names[i].is_empty() && names[i].len() <= 32);
+            i += 1;
+        }
         // INVARIANT: Checked above.
         Self {
             index: AtomicUsize::new(default),
@@ -151,9 +157,10 @@ impl ChoiceParam {
 
     /// # Safety
     ///
-    /// Called by the module loader's parser at load, or for a root write to the parameter's
-    /// sysfs file, with a descriptor made by [`KernelParam::choice`] (so its `arg` is a
-    /// `ChoiceParam`) and a NUL-terminated value or null.
+    /// Called by the module loader's parser at load (or, if the mode allowed it, for a root
+    /// write to the parameter's sysfs file) with a descriptor made by [`KernelParam::choice`]
+    /// (so its `arg` is a `ChoiceParam`) and a NUL-terminated value (the parser refuses a
+    /// missing value before calling, as the ops have no `KERNEL_PARAM_OPS_FL_NOARG`).
     unsafe extern "C" fn set_callback(
         val: *const c_char,
         kp: *const bindings::kernel_param,
@@ -161,9 +168,10 @@ impl ChoiceParam {
         if val.is_null() {
             return -(bindings::EINVAL as c_int);
         }
-        // SAFETY: `val` is the NUL-terminated value the parser passes, valid for the call.
+        // SAFETY: `val` is the NUL-terminated value the parser passes, valid and unchanged
+        // for the call (the parser holds its buffer and `kernel_param_lock`).
         let value = unsafe { CStr::from_char_ptr(val) }.to_bytes();
-        // A sysfs write ends with a newline (as `sysfs_streq` allows).
+        // A sysfs write would end with a newline (as `sysfs_streq` allows).
         let value = value.strip_suffix(b"\n").unwrap_or(value);
         // SAFETY: `kp` is a descriptor made by `KernelParam::choice`, valid for reads, whose
         // `arg` points at a static `ChoiceParam`.
@@ -188,20 +196,20 @@ impl ChoiceParam {
     ) -> c_int {
         // SAFETY: As in `set_callback`.
         let param = unsafe { &*(*kp).__bindgen_anon_1.arg.cast::<ChoiceParam>() };
-        // By the type invariant the index is in bounds; the name is cut to leave room for
-        // the newline in the page.
+        // By the type invariant the index is in bounds; names are at most 32 bytes (checked
+        // in `new`), so name and newline stay below a page, as sysfs requires.
         let name = param
             .names
             .get(param.get())
             .map_or(&b""[..], |n| n.as_bytes());
-        let len = name.len().min(crate::staging::sys::PAGE_SIZE as usize - 1);
+        let len = name.len().min(32);
         // SAFETY: `buffer` is valid for writes of a page (sysfs's buffer); `len + 1` bytes
         // fit, and `name` does not overlap it (it is static data).
         unsafe {
             core::ptr::copy_nonoverlapping(name.as_ptr(), buffer.cast::<u8>(), len);
             *buffer.add(len) = b'\n' as c_char;
         }
-        // `len + 1` is at most a page: it fits a `c_int`.
+        // `len + 1` is at most 33: it fits a `c_int`.
         (len + 1) as c_int
     }
 }
@@ -307,16 +315,30 @@ macro_rules! int_param {
 pub(crate) use int_param;
 
 /// `module_param_cb(NAME, &choice_ops, &STORAGE, 0444)` with `MODULE_PARM_DESC(NAME, DESC)`:
-/// declares `static STORAGE: ChoiceParam` taking one of `NAMES`, `NAMES[DEFAULT]` by default.
+/// declares `static STORAGE: ChoiceParam` taking one of the listed names, each with a
+/// `const` for its index (checked to be its position), the named one by default.
 /// Invoke it from the crate root, as [`int_param!`].
 macro_rules! choice_param {
-    ($name:ident, $storage:ident = [$($choice:literal),+ $(,)?], default $default:expr,
-     $desc:literal) => {
+    ($name:ident, $storage:ident = [$($index:literal => $konst:ident = $choice:literal),+ $(,)?],
+     default $default:ident, $desc:literal) => {
         #[doc = $desc]
         pub(crate) static $storage: $crate::staging::params::ChoiceParam =
             $crate::staging::params::ChoiceParam::new(&[$($choice),+], $default);
 
+        $(
+            #[doc = concat!("`", stringify!($name), "=", $choice, "`.")]
+            pub(crate) const $konst: usize = $index;
+        )+
+
         const _: () = {
+            // The indices are the positions in the list.
+            let mut position = 0;
+            $(
+                assert!($index == position);
+                position += 1;
+            )+
+            let _ = position;
+
             #[link_section = "__param"]
             #[used(compiler)]
             static PARAM: $crate::staging::params::KernelParam =

@@ -18,10 +18,11 @@ old_hung=$(cat "$hung" 2>/dev/null || echo "")
 old_modprobe=$(cat /proc/sys/kernel/modprobe 2>/dev/null || echo "")
 load_driver
 cleanup() {
+	# Restored first: after a hang, the unload below may block until the harness's time-out.
 	[ -n "$old_hung" ] && echo "$old_hung" >"$hung"
+	[ -n "$old_modprobe" ] && echo "$old_modprobe" >/proc/sys/kernel/modprobe
 	unload_driver >/dev/null 2>&1 || true
 	settle || true
-	[ -n "$old_modprobe" ] && echo "$old_modprobe" >/proc/sys/kernel/modprobe
 }
 trap cleanup EXIT
 settle

@@ -74,6 +74,8 @@ class Fuzzer:
     def __init__(self, seed, scratch, trace, tag="", devices=None):
         self.rng = random.Random(seed)
         self.devices = devices or DEVICES
+        # Called with each call's description before it is made (hunting mode).
+        self.before = None
         self.scratch = scratch
         self.trace = trace
         self.files = {}
@@ -141,6 +143,8 @@ class Fuzzer:
 
     def call(self, dev, what, fn):
         """Runs fn(fd) on DEV opened read-write; logs what and the outcome."""
+        if self.before:
+            self.before(f"{dev} {what}")
         try:
             fd = os.open(dev, os.O_RDWR)
         except OSError as e:
@@ -297,12 +301,20 @@ def hunt_child(seed, index, seconds, scratch, devices, wfd):
     deadline = time.monotonic() + seconds
     calls = 0
     last = os.path.join(scratch, f"fuzz-p{index}.last")
+    # The call in progress, written before it is made: what a hung process was doing.
+    now = os.open(os.path.join(scratch, f"fuzz-p{index}.now"),
+                  os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+
+    def before(what):
+        line = f"{calls} {what}\n".encode()
+        os.pwrite(now, line.ljust(256), 0)
+    fz.before = before
     while time.monotonic() < deadline:
         ring.write(f"{calls} ")
         fz.step()
         calls += 1
         if calls % 64 == 0:
-            # Where the process was, should it hang (a crash of this process loses the ring).
+            # The calls before (a crash of this process loses the ring).
             with open(last, "w") as f:
                 f.write("\n".join(ring.lines) + "\n")
     with open(last, "w") as f:
@@ -313,6 +325,12 @@ def hunt_child(seed, index, seconds, scratch, devices, wfd):
 
 def hunt(seed, procs, seconds, scratch, trace, ndev):
     devices = [f"/dev/loop{i}" for i in range(ndev)]
+    for i in range(procs):
+        for suffix in ("last", "now"):
+            try:
+                os.unlink(os.path.join(scratch, f"fuzz-p{i}.{suffix}"))
+            except FileNotFoundError:
+                pass
     children = {}
     start = time.monotonic()
     for i in range(procs):
@@ -343,7 +361,7 @@ def hunt(seed, procs, seconds, scratch, trace, ndev):
             data += chunk
         os.close(r)
         if os.waitstatus_to_exitcode(st) != 0 or not data:
-            print(f"process {i} failed (status {st})")
+            print(f"process {i} failed (exit code {os.waitstatus_to_exitcode(st)})")
             status = 1
             continue
         res = json.loads(data)
@@ -357,9 +375,22 @@ def hunt(seed, procs, seconds, scratch, trace, ndev):
                 stack = f.read()
         except OSError as e:
             stack = str(e)
+        try:
+            with open(os.path.join(scratch, f"fuzz-p{i}.now")) as f:
+                doing = f.read().strip()
+        except OSError:
+            doing = "?"
         print(f"HANG: process {i} (pid {pid}) still running {elapsed - seconds:.0f} s after"
-              f" the deadline; kernel stack:\n{stack}")
+              f" the deadline, in call {doing}; kernel stack:\n{stack}")
         status = 2
+    for pid in pending:
+        # Killable waits end here; the caller's clean-up then sees what is left.
+        os.kill(pid, 9)
+    for pid in pending:
+        for _ in range(20):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+            time.sleep(0.5)
     with open(trace, "w") as t:
         for i in range(procs):
             try:
