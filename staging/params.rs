@@ -101,9 +101,8 @@ impl IntParam {
         if ret < 0 {
             return ret;
         }
-        // SAFETY: `kp` is a descriptor made by `KernelParam::new`, valid for reads, whose
-        // `arg` points at a static `IntParam`.
-        let param = unsafe { &*(*kp).__bindgen_anon_1.arg.cast::<IntParam>() };
+        // SAFETY: `kp` is a descriptor made by `KernelParam::new`, valid for reads.
+        let param = unsafe { param_of::<IntParam>(kp) };
         if value < param.min {
             return -(bindings::EINVAL as c_int);
         }
@@ -173,9 +172,8 @@ impl ChoiceParam {
         let value = unsafe { CStr::from_char_ptr(val) }.to_bytes();
         // A sysfs write would end with a newline (as `sysfs_streq` allows).
         let value = value.strip_suffix(b"\n").unwrap_or(value);
-        // SAFETY: `kp` is a descriptor made by `KernelParam::choice`, valid for reads, whose
-        // `arg` points at a static `ChoiceParam`.
-        let param = unsafe { &*(*kp).__bindgen_anon_1.arg.cast::<ChoiceParam>() };
+        // SAFETY: `kp` is a descriptor made by `KernelParam::choice`, valid for reads.
+        let param = unsafe { param_of::<ChoiceParam>(kp) };
         match param.names.iter().position(|name| name.as_bytes() == value) {
             Some(index) => {
                 // INVARIANT: `index` is a position in `names`.
@@ -195,7 +193,7 @@ impl ChoiceParam {
         kp: *const bindings::kernel_param,
     ) -> c_int {
         // SAFETY: As in `set_callback`.
-        let param = unsafe { &*(*kp).__bindgen_anon_1.arg.cast::<ChoiceParam>() };
+        let param = unsafe { param_of::<ChoiceParam>(kp) };
         // By the type invariant the index is in bounds; names are at most 32 bytes (checked
         // in `new`), so name and newline stay below a page, as sysfs requires.
         let name = param
@@ -212,6 +210,19 @@ impl ChoiceParam {
         // `len + 1` is at most 33: it fits a `c_int`.
         (len + 1) as c_int
     }
+}
+
+/// The parameter that descriptor `kp` points at.
+///
+/// # Safety
+///
+/// `kp` is valid for reads and was made by [`KernelParam`] for a `P`: by
+/// [`KernelParam::new`] for an [`IntParam`], by [`KernelParam::choice`] for a
+/// [`ChoiceParam`].
+unsafe fn param_of<P>(kp: *const bindings::kernel_param) -> &'static P {
+    // SAFETY: By `KernelParam`'s type invariant and the caller's guarantee, `arg` points at
+    // a static `P`.
+    unsafe { &*(*kp).__bindgen_anon_1.arg.cast::<P>() }
 }
 
 /// A `struct kernel_param` for the `__param` section.

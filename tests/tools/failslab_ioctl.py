@@ -54,6 +54,15 @@ def inject(n, call):
     return err, left == 0
 
 
+def inject_ioctl(lo, n, name, arg):
+    """inject() of the loop ioctl NAME with ARG, on a descriptor of the device opened for it."""
+    fd = lo.open()
+    try:
+        return inject(n, lambda: fcntl.ioctl(fd, LOOP[name], arg))
+    finally:
+        os.close(fd)
+
+
 def retry(call, errnos=(errno.EBUSY, errno.ENXIO), seconds=20):
     """call(), retried while it fails with one of errnos (udev may hold a device briefly)."""
     end = time.monotonic() + seconds
@@ -149,11 +158,7 @@ def expect(cond, what):
 
 
 def case_set_fd(lo, n):
-    fd = lo.open()
-    try:
-        r = inject(n, lambda: fcntl.ioctl(fd, LOOP["set-fd"], lo.rw))
-    finally:
-        os.close(fd)
+    r = inject_ioctl(lo, n, "set-fd", lo.rw)
     st = lo.status()
     if r[0] == 0:
         expect(st is not None and st[0] == lo.ino[0], f"SET_FD succeeded, status {st}")
@@ -167,11 +172,7 @@ def case_configure(lo, n):
     new = (lo.ino[0], 4096, MIB, LO_FLAGS_READ_ONLY, "fi-new")
     arg = lo.config_arg(lo.rw, offset=4096, sizelimit=MIB, flags=LO_FLAGS_READ_ONLY,
                         name="fi-new")
-    fd = lo.open()
-    try:
-        r = inject(n, lambda: fcntl.ioctl(fd, LOOP["configure"], arg))
-    finally:
-        os.close(fd)
+    r = inject_ioctl(lo, n, "configure", arg)
     st = lo.status()
     if r[0] == 0:
         expect(st == new, f"CONFIGURE succeeded, status {st}, expected {new}")
@@ -187,11 +188,7 @@ def case_set_status(lo, n):
     old = (lo.ino[0], 0, 0, 0, "fi-old")
     new = (lo.ino[0], 4096, MIB, 0, "fi-new")
     arg = pack_info64({"offset": 4096, "sizelimit": MIB, "name": "fi-new"})
-    fd = lo.open()
-    try:
-        r = inject(n, lambda: fcntl.ioctl(fd, LOOP["set-status64"], arg))
-    finally:
-        os.close(fd)
+    r = inject_ioctl(lo, n, "set-status64", arg)
     st, size = lo.status(), lo.sectors()
     want = (new, MIB // 512) if r[0] == 0 else (old, 4 * MIB // 512)
     expect((st, size) == want, f"SET_STATUS64 gave {r[0]}: status {st} size {size}, "
@@ -202,11 +199,7 @@ def case_set_status(lo, n):
 
 def case_change_fd(lo, n):
     lo.configure(lo.ro[0])
-    fd = lo.open()
-    try:
-        r = inject(n, lambda: fcntl.ioctl(fd, LOOP["change-fd"], lo.ro[1]))
-    finally:
-        os.close(fd)
+    r = inject_ioctl(lo, n, "change-fd", lo.ro[1])
     st = lo.status()
     want = lo.ino[1] if r[0] == 0 else lo.ino[0]
     expect(st is not None and st[0] == want, f"CHANGE_FD gave {r[0]}: status {st}, "
@@ -217,11 +210,7 @@ def case_change_fd(lo, n):
 
 def case_direct_io(lo, n):
     lo.configure(lo.rw)
-    fd = lo.open()
-    try:
-        r = inject(n, lambda: fcntl.ioctl(fd, LOOP["set-direct-io"], 1))
-    finally:
-        os.close(fd)
+    r = inject_ioctl(lo, n, "set-direct-io", 1)
     st = lo.status()
     want = LO_FLAGS_DIRECT_IO if r[0] == 0 else 0
     expect(st is not None and st[3] & LO_FLAGS_DIRECT_IO == want,
@@ -232,11 +221,7 @@ def case_direct_io(lo, n):
 
 def case_block_size(lo, n):
     lo.configure(lo.rw)
-    fd = lo.open()
-    try:
-        r = inject(n, lambda: fcntl.ioctl(fd, LOOP["set-block-size"], 4096))
-    finally:
-        os.close(fd)
+    r = inject_ioctl(lo, n, "set-block-size", 4096)
     want = 4096 if r[0] == 0 else 512
     expect(lo.lbs() == want, f"SET_BLOCK_SIZE gave {r[0]}: logical block size {lo.lbs()}")
     lo.detach()
@@ -247,11 +232,7 @@ def case_capacity(lo, n):
     os.truncate(lo.files[0], 4 * MIB)
     lo.configure(lo.rw)
     os.truncate(lo.files[0], 8 * MIB)
-    fd = lo.open()
-    try:
-        r = inject(n, lambda: fcntl.ioctl(fd, LOOP["set-capacity"], 0))
-    finally:
-        os.close(fd)
+    r = inject_ioctl(lo, n, "set-capacity", 0)
     want = 8 * MIB // 512 if r[0] == 0 else 4 * MIB // 512
     expect(lo.sectors() == want, f"SET_CAPACITY gave {r[0]}: size {lo.sectors()}")
     lo.detach()
@@ -268,11 +249,7 @@ def wait_unbound(lo, what):
 
 def case_clr_fd(lo, n):
     lo.configure(lo.rw)
-    fd = lo.open()
-    try:
-        r = inject(n, lambda: fcntl.ioctl(fd, LOOP["clr-fd"], 0))
-    finally:
-        os.close(fd)
+    r = inject_ioctl(lo, n, "clr-fd", 0)
     if r[0] == 0:
         wait_unbound(lo, "CLR_FD succeeded")
     else:
