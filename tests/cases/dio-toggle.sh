@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # stress
-# 50 direct I/O switches (25 in make check) on a mounted device while fio writes and
+# 50 direct I/O switches (15 in make check) on a mounted device while fio writes and
 # verifies: no verify error, a clean filesystem, and a backing file equal to what the device holds.
 . "$(dirname "$0")/../lib.sh"
 
@@ -15,7 +15,7 @@ fio --name=t --directory="$mnt" --size=24M --rw=randwrite --bs=4k --ioengine=psy
 	--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --randrepeat=1 \
 	--loops=3 --output="$SCRATCH/fio-toggle.out" &
 fio_pid=$!
-for i in $(seq "$(stress_count 50 25)"); do
+for i in $(seq "$(stress_count 50 15)"); do
 	losetup --direct-io=off "$dev" || fail "direct-io off ($i)"
 	losetup --direct-io=on "$dev" || fail "direct-io on ($i)"
 done

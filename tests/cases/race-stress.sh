@@ -78,7 +78,7 @@ fsck[xfs]="xfs_repair -n -f"
 fss=(ext4 xfs vfat)
 synced=$SCRATCH/race-synced.bin
 head -c 262144 "$src" >"$synced"
-secs=$(budget 20 30)
+secs=$(budget 12 30)
 end=$((SECONDS + secs))
 rounds=0 lazy_busy=0 t0=$SECONDS
 # Every combination of filesystem, direct I/O and lazy umount in twelve rounds; the first
@@ -140,7 +140,7 @@ dd if=/dev/urandom of="$ro1" bs=1M count=4 status=none
 cp "$ro1" "$ro2"
 rodev=$(losetup -f --show -r "$ro1")
 want=$(sha256sum <"$ro1")
-secs=$(budget 15 20)
+secs=$(budget 10 20)
 timeout $((secs + 120)) "${RACE[@]}" config "$secs" "$dev" "$cfg" $((48 << 20)) $((64 << 20)) \
 	$((40 << 20)) "$rodev" "$ro1" "$ro2" >"$SCRATCH/race-config.out" 2>&1 &
 changer=$!
@@ -198,7 +198,7 @@ r1=$(losetup -f --show -r --direct-io=on -b 512 "$r")
 rr2=$(losetup -f --show -r -b 4096 "$r1")
 r3=$(losetup -f --show -r --direct-io=on -b 4096 "$rr2")
 r4=$(losetup -f --show -r -b 512 "$r3")
-secs=$(budget 10 10)
+secs=$(budget 6 10)
 end=$((SECONDS + secs))
 rounds=0
 while [ $rounds -lt 2 ] || [ $SECONDS -lt $end ]; do
@@ -236,7 +236,7 @@ printf 'label: dos\nstart=2048,size=4096\nstart=6144,size=4096\nstart=10240,size
 dev=$(losetup -f --show -P "$pimg")
 settle
 for k in 1 2 3; do [ -b "${dev}p$k" ] || fail "${dev}p$k missing"; done
-secs=$(budget 10 10)
+secs=$(budget 6 10)
 timeout $((secs + 120)) "${RACE[@]}" parts "$secs" "$dev" "$pimg" $((2048 * 512)):$((4096 * 512)) \
 	$((6144 * 512)):$((4096 * 512)) $((10240 * 512)):$((4096 * 512)) >"$SCRATCH/race-parts.out" &
 preader=$!
@@ -302,7 +302,7 @@ t0=$SECONDS
 # With the module unloaded, an open of a loop node would load C loop: no module autoloading.
 echo /bin/true >/proc/sys/kernel/modprobe
 cb=$(new_backing race-churn.img 1M)
-secs=$(budget 10 15)
+secs=$(budget 6 15)
 for seed in 1 2 3; do
 	timeout $((secs + 120)) "${RACE[@]}" churn "$secs" "$seed" 40 8 "$cb" "$SCRATCH/race-nodes" \
 		>"$SCRATCH/race-churn$seed.out" 2>&1 &
