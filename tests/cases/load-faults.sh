@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# stress
 # Loading the driver while one kernel allocation fails, at each position in turn of the
 # module's init (and a few of the loader's), through failslab's /proc/thread-self/fail-nth
 # (tests/tools/load_faults.py): each load either succeeds and the driver has its devices, or fails and
