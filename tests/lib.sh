@@ -55,6 +55,19 @@ settle() {
 	return 1
 }
 
+# drain_udev: waits until udev has handled every queued event, after a test that made a
+# great many (minutes of fuzzing): the daemon may not even answer for a while ("Failed to
+# wait for daemon to reply") or need more than udevadm's 120 s, so up to three attempts of
+# 150 s each.
+drain_udev() {
+	local try
+	for try in 1 2 3; do
+		udevadm settle --timeout=150 && return 0
+		sleep 5
+	done
+	return 1
+}
+
 # stress_count FULL QUICK: FULL under make stress (STRESS_DURATION set) or FULL_ORACLE=1,
 # QUICK in make check, for the long '# stress' tests' cycle counts.
 stress_count() {

@@ -17,17 +17,6 @@ hung=/proc/sys/kernel/hung_task_timeout_secs
 old_hung=$(cat "$hung" 2>/dev/null || echo "")
 old_modprobe=$(cat /proc/sys/kernel/modprobe 2>/dev/null || echo "")
 load_driver
-# drain_udev: waits until udev has handled the run's events. After minutes of fuzzing its
-# queue is long and the daemon may not even answer for a while ("Failed to wait for daemon
-# to reply"): up to 7.5 minutes of attempts (the harness allows a test 15).
-drain_udev() {
-	local try
-	for try in 1 2 3; do
-		udevadm settle --timeout=150 && return 0
-		sleep 5
-	done
-	return 1
-}
 cleanup() {
 	[ -z "$old_hung" ] || echo "$old_hung" >"$hung"
 	unload_driver >/dev/null 2>&1 || true

@@ -33,7 +33,7 @@ for seed in $SEEDS; do
 	# stays short however many seeds run; paused again for the next seed.
 	if [ "$udev_paused" = 1 ]; then
 		udevadm control --start-exec-queue
-		settle
+		drain_udev || fail "udev did not settle after seed $seed"
 		udevadm control --stop-exec-queue
 	fi
 	oracle="${RESULTS:-/tmp}/fuzz-$seed-c.trace"
