@@ -2,8 +2,8 @@
 # stress
 # Loading the driver while one kernel allocation fails, at each position in turn of the
 # module's init (and a few of the loader's), through failslab's /proc/thread-self/fail-nth
-# (tests/tools/load_faults.py): each load either succeeds and the driver has its devices, or fails and
-# leaves no module, no /dev/loop-control and no disk behind (leaks: the harness's final
+# (tests/tools/load_faults.py): each load either succeeds, with /dev/loop-control, or fails
+# and leaves no module, no /dev/loop-control and no disk behind (leaks: the harness's final
 # kmemleak scan). Meanwhile a process keeps opening block nodes 7:0..7:3, whose probe
 # creates disks as soon as major 7 is registered: a failed load must not leave such a disk
 # behind (rust_loop once registered the major before /dev/loop-control, so a failure in the
