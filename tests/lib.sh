@@ -68,6 +68,27 @@ drain_udev() {
 	return 1
 }
 
+# udev_stop / udev_start: udevd does not run between them, so that nothing but the test
+# opens a loop device (an autoclear device detaches on the test's close, every time). A
+# stopped exec queue does not do it: udev workers were seen opening loop devices meanwhile
+# (a worker opens a block device to lock it before any rule), and udevd 252 then once kept
+# its queue stuck for good. udev_start starts udevd again as it ran, has it see every loop
+# device anew (their events in between went unheard) and waits for it.
+UDEVD_ARGV0=""
+udev_stop() {
+	local pid
+	pid=$(pgrep -xo systemd-udevd) || return 0
+	UDEVD_ARGV0=$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1)
+	udevadm control --exit
+}
+udev_start() {
+	[ -n "$UDEVD_ARGV0" ] || return 0
+	pgrep -xo systemd-udevd >/dev/null || "$UDEVD_ARGV0" --daemon
+	UDEVD_ARGV0=""
+	udevadm trigger --action=change --subsystem-match=block --sysname-match='loop*'
+	drain_udev
+}
+
 # stress_count FULL QUICK: FULL under make stress (STRESS_DURATION set) or FULL_ORACLE=1,
 # QUICK in make check, for the long '# stress' tests' cycle counts.
 stress_count() {

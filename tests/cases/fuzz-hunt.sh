@@ -3,7 +3,7 @@
 # timed
 # The fuzzer's hunting mode (tests/tools/fuzz.py --procs): four processes run random loop
 # ioctls, loop-control calls, block ioctls and I/O at once on /dev/loop0-7 for
-# STRESS_DURATION seconds (45 by default; `make stress DURATION=` sets it). Nothing is
+# STRESS_DURATION seconds (30 by default; `make stress DURATION=` sets it). Nothing is
 # compared with C (concurrent outcomes are not deterministic): the run fails on a splat
 # (the harness scans the kernel log: WARNING, BUG, KASAN, lockdep), on a hang (a process
 # still running 120 s after the deadline, or the hung-task detector, armed at 60 s), and
@@ -11,7 +11,7 @@
 # caught by the harness's final kmemleak scan. Prints the calls made and calls per second.
 . "$(dirname "$0")/../lib.sh"
 
-SECS=${STRESS_DURATION:-45}
+SECS=${STRESS_DURATION:-30}
 PROCS=${FUZZ_PROCS:-4}
 hung=/proc/sys/kernel/hung_task_timeout_secs
 old_hung=$(cat "$hung" 2>/dev/null || echo "")

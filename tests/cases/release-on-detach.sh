@@ -13,9 +13,9 @@
 # workqueues confined to CPU 0, so that a completion that wakes it preempts a worker that
 # still holds the file. Measured on 417253f (debug kernel, TCG, 60 rounds each): rust_loop
 # failed 4/60 stacked, 8/60 umount, 3/60 umount with direct I/O and 0/60 in the other three;
-# C loop 0/360. With the counts below, 417253f passes with a chance of about 3e-5. udev's
-# rule execution is paused meanwhile, so that no udev worker holds a device open and every
-# close here is the last one.
+# C loop 0/360. With the counts below, 417253f passes with a chance of about 3e-5. udevd does
+# not run meanwhile (udev_stop), so that no udev process holds a device open and every close
+# here is the last one.
 . "$(dirname "$0")/../lib.sh"
 
 ROUND_SCALE=${ROUND_SCALE:-1}
@@ -25,15 +25,14 @@ load_driver
 settle
 wq_mask=/sys/devices/virtual/workqueue/cpumask
 old_mask=$(cat "$wq_mask")
-udev_paused=0
 cleanup() {
-	[ "$udev_paused" = 1 ] && udevadm control --start-exec-queue
+	udev_start || true
 	echo "$old_mask" >"$wq_mask"
 	umount "$mnt" 2>/dev/null || true
 	unload_driver >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-udevadm control --stop-exec-queue 2>/dev/null && udev_paused=1
+udev_stop
 [ "${RACE_PIN:-rt}" = none ] || echo 1 >"$wq_mask"
 
 f=$(new_backing release-race.img 4M)
@@ -71,7 +70,7 @@ race umount 40 --dio /dev/loop7 "$mnt" "$mnt/backing.img"
 race changefd 10 /dev/loop7 "$mnt" "$mnt/old.img" "$new"
 race changefd 10 --dio /dev/loop7 "$mnt" "$mnt/old.img" "$new"
 # udev runs again before anything waits for it.
-udevadm control --start-exec-queue && udev_paused=0
+udev_start || fail "udev did not settle"
 umount "$mnt"
 detach "$fsdev"
 [ "$status" = 0 ] || fail "a backing file outlived the call that released it (see above)"
